@@ -1,0 +1,208 @@
+"""Settings: the typed `Config` read once from config.toml and passed down.
+
+No other module reads config.toml or LocalChat's environment variables.
+Unknown keys and out-of-range values are refused with the key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_DIR / "config.toml"
+DEFAULT_SYSTEM_PROMPT = "You are a geography expert and assist users by answering their questions"
+FORMAT_CHOICES = ("auto", "zephyr", "mistral-instruct", "chatml", "llama-3")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How tokens are drawn; one set per reply."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int = -1  # -1: a new random seed for every reply
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        """A copy with `changes` applied (None values ignored) and validated."""
+        merged = {k: v for k, v in changes.items() if v is not None}
+        params = dataclasses.replace(self, **merged)
+        params.validate("sampling")
+        return params
+
+    def validate(self, section: str) -> None:
+        """Raise ConfigError naming the first value outside its range."""
+        checks = {
+            "temperature": 0.0 <= self.temperature <= 5.0,
+            "top_p": 0.0 < self.top_p <= 1.0,
+            "top_k": 0 <= self.top_k <= 10_000,
+            "min_p": 0.0 <= self.min_p < 1.0,
+            "repeat_penalty": 0.5 <= self.repeat_penalty <= 5.0,
+            "max_tokens": 1 <= self.max_tokens <= 1_000_000,
+            "seed": -1 <= self.seed < 2**31,
+        }
+        ranges = {
+            "temperature": "0 to 5",
+            "top_p": "above 0, at most 1",
+            "top_k": "0 to 10000",
+            "min_p": "0 to below 1",
+            "repeat_penalty": "0.5 to 5",
+            "max_tokens": "1 to 1000000",
+            "seed": "-1 (random) or 0 to 2147483647",
+        }
+        for key, ok in checks.items():
+            if not ok:
+                value = getattr(self, key)
+                raise ConfigError(f"{section}.{key} = {value!r} is out of range ({ranges[key]})")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything configurable, with defaults that work on a laptop."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    title: str = "LocalChat"
+    language: str = "en"
+    dark_mode: bool = True
+    models_dir: Path = PROJECT_DIR / "models"
+    default_model: str = ""
+    chat_format: str = "auto"
+    n_ctx: int = 4096
+    n_threads: int = 0  # 0: the number of physical cores
+    n_batch: int = 512
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with `changes` applied (None values ignored) and validated."""
+        merged = {k: v for k, v in changes.items() if v is not None}
+        if "models_dir" in merged:
+            merged["models_dir"] = Path(merged["models_dir"]).expanduser().resolve()
+        config = dataclasses.replace(self, **merged)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first bad value."""
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"app.port = {self.port} is out of range (1 to 65535)")
+        if self.language not in ("en", "ko"):
+            raise ConfigError(f"app.language = {self.language!r} must be 'en' or 'ko'")
+        if self.chat_format not in FORMAT_CHOICES:
+            choices = ", ".join(FORMAT_CHOICES)
+            raise ConfigError(f"models.format = {self.chat_format!r} must be one of {choices}")
+        if not 64 <= self.n_ctx <= 1_048_576:
+            raise ConfigError(f"inference.n_ctx = {self.n_ctx} is out of range (64 to 1048576)")
+        if not 0 <= self.n_threads <= 1024:
+            raise ConfigError(f"inference.n_threads = {self.n_threads} is out of range (0 to 1024)")
+        if not 1 <= self.n_batch <= 65536:
+            raise ConfigError(f"inference.n_batch = {self.n_batch} is out of range (1 to 65536)")
+        self.sampling.validate("inference")
+
+
+# config.toml layout: section -> key -> (Config field or "sampling.<field>", type)
+_SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
+    "app": {
+        "host": ("host", str),
+        "port": ("port", int),
+        "title": ("title", str),
+        "language": ("language", str),
+        "dark_mode": ("dark_mode", bool),
+    },
+    "models": {
+        "dir": ("models_dir", str),
+        "default": ("default_model", str),
+        "format": ("chat_format", str),
+    },
+    "inference": {
+        "n_ctx": ("n_ctx", int),
+        "n_threads": ("n_threads", int),
+        "n_batch": ("n_batch", int),
+        "system_prompt": ("system_prompt", str),
+        "temperature": ("sampling.temperature", (int, float)),
+        "top_p": ("sampling.top_p", (int, float)),
+        "top_k": ("sampling.top_k", int),
+        "min_p": ("sampling.min_p", (int, float)),
+        "repeat_penalty": ("sampling.repeat_penalty", (int, float)),
+        "max_tokens": ("sampling.max_tokens", int),
+        "seed": ("sampling.seed", int),
+    },
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _check_type(where: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    # bool is a subclass of int in Python; a TOML `true` is not a number.
+    is_bool_as_number = isinstance(value, bool) and expected is not bool
+    if is_bool_as_number or not isinstance(value, expected):
+        name = "a number" if isinstance(expected, tuple) else _TYPE_NAMES[expected]
+        raise ConfigError(f"{where} = {value!r} must be {name}")
+
+
+def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> Config:
+    """Build a validated Config from parsed TOML; relative paths are taken from `base_dir`."""
+    top: dict[str, Any] = {}
+    sampling: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in _SCHEMA:
+            known = ", ".join(f"[{s}]" for s in _SCHEMA)
+            raise ConfigError(f"unknown section [{section}] in config (known: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section} must be a [section] table")
+        for key, value in values.items():
+            if key not in _SCHEMA[section]:
+                known = ", ".join(_SCHEMA[section])
+                raise ConfigError(f"unknown key {section}.{key} in config (known: {known})")
+            target, expected = _SCHEMA[section][key]
+            _check_type(f"{section}.{key}", value, expected)
+            if target.startswith("sampling."):
+                sampling[target.removeprefix("sampling.")] = value
+            else:
+                top[target] = value
+    if "models_dir" in top:
+        top["models_dir"] = (base_dir / Path(top["models_dir"]).expanduser()).resolve()
+    for key in ("temperature", "top_p", "min_p", "repeat_penalty"):
+        if key in sampling:
+            sampling[key] = float(sampling[key])
+    config = Config(**top, sampling=SamplingParams(**sampling))
+    config.validate()
+    return config
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read config.toml (default: the project's own; missing file: all defaults).
+
+    `LOCALCHAT_CONFIG` names another file; `LOCALCHAT_MODELS_DIR` overrides models.dir.
+    """
+    explicit = path is not None or "LOCALCHAT_CONFIG" in os.environ
+    config_path = Path(path or os.environ.get("LOCALCHAT_CONFIG") or DEFAULT_CONFIG_PATH)
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+        config = config_from_dict(data, base_dir=config_path.resolve().parent)
+    elif explicit:
+        raise ConfigError(f"config file not found: {config_path}")
+    else:
+        config = Config()
+    if os.environ.get("LOCALCHAT_MODELS_DIR"):
+        config = config.replace(models_dir=os.environ["LOCALCHAT_MODELS_DIR"])
+    return config

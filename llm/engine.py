@@ -1,0 +1,269 @@
+"""The `Engine`: one worker process holding one loaded model, used from any thread.
+
+Loading and generation happen in a child process (`llm.worker`), so llama.cpp aborting or
+crashing on a bad file becomes an `EngineError`, and the worker restarts with the last model
+that loaded fine on the next request. One request runs at a time; other callers wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .config import Config, SamplingParams
+from .errors import EngineError, ModelFileError
+from .gguf_file import ModelFile
+from .model_files import read_model_file
+from .prompts import FORMATS, ChatFormat, Message
+
+_ROOT = Path(__file__).resolve().parent.parent
+_SIGNAL_HINTS = {
+    signal.SIGABRT: "llama.cpp aborted",
+    signal.SIGSEGV: "it crashed",
+    signal.SIGKILL: "it was killed, perhaps for lack of memory",
+    signal.SIGBUS: "it crashed reading the model file",
+}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one reply cost."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_s: float = 0.0
+    tokens_per_second: float = 0.0
+    prompt_tokens_per_second: float = 0.0
+    dropped_turns: int = 0
+    finish_reason: str = ""
+
+    def line(self) -> str:
+        """One line for a terminal or the chat page."""
+        parts = [
+            f"prompt {self.prompt_tokens} tokens ({self.cached_tokens} cached)",
+            f"first token {self.time_to_first_token_s:.2f} s",
+            f"{self.completion_tokens} tokens at {self.tokens_per_second:.1f} tokens/s",
+        ]
+        if self.dropped_turns:
+            parts.append(f"{self.dropped_turns} oldest exchanges left out to fit the context")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model the worker holds."""
+
+    info: ModelFile
+    n_ctx: int
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        sig = signal.Signals(-exitcode)
+        hint = _SIGNAL_HINTS.get(sig, "it was stopped")
+        return f"{hint} ({sig.name})"
+    return f"it exited with status {exitcode}"
+
+
+class Engine:
+    """Owns the inference worker. Thread-safe: requests are served one at a time."""
+
+    def __init__(self, *, n_ctx: int = 4096, n_threads: int = 0, n_batch: int = 512) -> None:
+        self.n_ctx_wanted = n_ctx
+        self.n_threads = n_threads
+        self.n_batch = n_batch
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._worker_model: LoadedModel | None = None  # what the live worker holds
+        self.loaded: LoadedModel | None = None  # last model that loaded fine
+
+    @classmethod
+    def from_config(cls, config: Config) -> Engine:
+        """An engine with the context and thread settings of `config`."""
+        return cls(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch)
+
+    # worker lifecycle ---------------------------------------------------------------
+    def _start_worker(self) -> None:
+        # A fresh interpreter (not multiprocessing's spawn), so the caller's __main__ (a
+        # notebook, main.py) is never re-imported in the worker.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llm.worker", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._process, self._conn, self._worker_model = process, Connection(ours.detach()), None
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _worker_died(self) -> EngineError:
+        process = self._process
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        reason = _death_reason(process.returncode if process else None)
+        self._process = self._conn = self._worker_model = None
+        return EngineError(f"the model process stopped: {reason}")
+
+    def _request(self, message: dict[str, Any]) -> None:
+        if not self._alive():
+            self._start_worker()
+        try:
+            self._conn.send(message)
+        except (BrokenPipeError, OSError):
+            raise self._worker_died() from None
+
+    def _receive(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The worker's next message; None if `timeout` passes first."""
+        try:
+            if timeout is not None and not self._conn.poll(timeout):
+                return None
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise self._worker_died() from None
+
+    def _load_in_worker(self, info: ModelFile) -> LoadedModel:
+        n_ctx = min(self.n_ctx_wanted, info.context_length or self.n_ctx_wanted)
+        self._request(
+            {
+                "op": "load",
+                "path": info.path,
+                "n_ctx": n_ctx,
+                "n_threads": self.n_threads,
+                "n_batch": self.n_batch,
+            }
+        )
+        reply = self._receive()
+        assert reply is not None
+        if reply["type"] == "error":
+            self._worker_model = None
+            raise ModelFileError(f"{info.file_name}: {reply['message']}")
+        self._worker_model = LoadedModel(info, reply["n_ctx"])
+        return self._worker_model
+
+    def _ensure_model(self) -> LoadedModel:
+        if self._worker_model is not None and self._alive():
+            return self._worker_model
+        if self.loaded is None:
+            raise EngineError("no model is loaded")
+        return self._load_in_worker(self.loaded.info)
+
+    # public API ---------------------------------------------------------------------
+    def load(self, path: str | Path) -> LoadedModel:
+        """Load a GGUF file (checked first); a failure keeps the previous model usable."""
+        info = read_model_file(path)  # precise errors before llama.cpp sees the file
+        with self._lock:
+            if self.loaded and self.loaded.info == info and self._worker_model:
+                return self.loaded  # loaded once, reused
+            try:
+                self.loaded = self._load_in_worker(info)
+            except EngineError as exc:
+                raise ModelFileError(f"{info.file_name}: {exc}") from None
+            return self.loaded
+
+    def tokenize(self, messages: list[Message], fmt: ChatFormat) -> list[int]:
+        """The token ids the worker would send for `messages` (for inspection and tests)."""
+        with self._lock:
+            self._ensure_model()
+            self._request({"op": "tokenize", "messages": messages, "format": fmt})
+            reply = self._receive()
+        assert reply is not None
+        if reply["type"] == "error":
+            raise EngineError(reply["message"])
+        return reply["ids"]
+
+    def generate(
+        self,
+        messages: list[Message],
+        fmt: ChatFormat,
+        params: SamplingParams,
+        *,
+        keep_from: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream a reply as events: start, text*, done. Close the iterator or set `cancel`
+        to stop early (the done event then has finish_reason "cancelled")."""
+        with self._lock:
+            self._ensure_model()
+            fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
+            self._request(
+                {
+                    "op": "generate",
+                    "messages": messages,
+                    "format": fmt,
+                    "fallback": fallback,
+                    "params": dataclasses.asdict(params),
+                    "keep_from": keep_from,
+                }
+            )
+            cancelled = False
+            finished = False
+            try:
+                while True:
+                    if cancel is not None and cancel.is_set() and not cancelled:
+                        self._conn.send({"op": "cancel"})
+                        cancelled = True
+                    event = self._receive(timeout=0.05)
+                    if event is None:
+                        continue
+                    if event["type"] == "error":
+                        finished = True
+                        raise EngineError(event["message"])
+                    if event["type"] == "done":
+                        finished = True
+                        yield event
+                        return
+                    yield event
+            finally:
+                if not finished and self._alive():
+                    self._drain_after_close(cancelled)
+
+    def _drain_after_close(self, cancel_sent: bool) -> None:
+        # The caller stopped reading: stop the worker's reply and wait for its end marker.
+        try:
+            if not cancel_sent:
+                self._conn.send({"op": "cancel"})
+            for _ in range(100_000):
+                event = self._receive(timeout=30)
+                if event is None or event["type"] in ("done", "error"):
+                    return
+        except EngineError:
+            pass
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        with self._lock:
+            if self._alive():
+                with contextlib.suppress(OSError):
+                    self._conn.send({"op": "exit"})
+                try:
+                    self._process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            self._process = self._conn = self._worker_model = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker's process id (None when not running)."""
+        return self._process.pid if self._alive() else None

@@ -1,0 +1,295 @@
+"""The one module that touches LangChain and llama-cpp-python: `LocalLlamaCpp` and tokenization.
+
+`LocalLlamaCpp` is LangChain's `LlamaCpp` with safe defaults and a streaming path that
+(1) accepts a prompt already split into template text and message text, so text a user
+typed never becomes control tokens, and (2) decodes tokens incrementally, so a stray
+UTF-8 byte cannot hold back the rest of a reply.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+with warnings.catch_warnings():
+    # langchain-community announces its sunset on import; this module is the only user.
+    warnings.simplefilter("ignore")
+    from langchain_community.llms import LlamaCpp
+
+import llama_cpp
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.outputs import GenerationChunk
+from pydantic import PrivateAttr
+
+from .prompts import Segment
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (llama.cpp gains nothing from hyper-threads)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def make_llamacpp(
+    model_path: str,
+    *,
+    n_ctx: int,
+    n_threads: int = 0,
+    n_batch: int = 512,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    top_k: int = 40,
+    repeat_penalty: float = 1.1,
+    max_tokens: int = 512,
+    seed: int = -1,
+    stop: Sequence[str] = (),
+) -> LocalLlamaCpp:
+    """A LangChain LLM for a GGUF file with every LlamaCpp default that hurts set explicitly."""
+    return LocalLlamaCpp(
+        model_path=model_path,
+        n_ctx=n_ctx,
+        n_batch=n_batch,
+        n_threads=n_threads or physical_cores(),
+        n_gpu_layers=0,
+        # 0 keeps the RoPE values stored in the file (LlamaCpp would force 10000 / 1).
+        rope_freq_base=0,
+        rope_freq_scale=0,
+        verbose=False,
+        streaming=True,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repeat_penalty=repeat_penalty,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop=list(stop),
+    )
+
+
+class _Vocab:
+    """Control tokens of a loaded model, for splitting template text the way llama.cpp does."""
+
+    def __init__(self, llama: llama_cpp.Llama) -> None:
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        self.bos = llama.token_bos()
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        controls: dict[str, int] = {}
+        for token_id in range(llama.n_vocab()):
+            attr = llama_cpp.llama_vocab_get_attr(vocab, token_id)
+            if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                text = llama_cpp.llama_vocab_get_text(vocab, token_id).decode("utf-8", "replace")
+                if text:
+                    controls[text] = token_id
+        self.controls = controls
+        names = sorted(controls, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, names))) if names else None
+
+
+def _vocab(llama: llama_cpp.Llama) -> _Vocab:
+    cached = getattr(llama, "_localchat_vocab", None)
+    if cached is None:
+        cached = _Vocab(llama)
+        llama._localchat_vocab = cached
+    return cached
+
+
+def tokenize_segments(llama: llama_cpp.Llama, segments: Sequence[Segment]) -> list[int]:
+    """Token ids for a rendered prompt: control tokens only where the template put them.
+
+    Template text is split at control-token strings; the text between them, template and
+    message text together, is tokenized with `special=False` exactly as llama.cpp tokenizes
+    the raw fragments of a whole prompt, so a prompt without injected markers gets the same
+    ids as llama.cpp's own tokenizer would give it.
+    """
+    vocab = _vocab(llama)
+    tokens: list[int] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            tokens.extend(llama.tokenize("".join(run).encode("utf-8"), False, False))
+            run.clear()
+
+    for segment in segments:
+        if segment.is_content or vocab.pattern is None:
+            run.append(segment.text)
+            continue
+        position = 0
+        for match in vocab.pattern.finditer(segment.text):
+            run.append(segment.text[position : match.start()])
+            flush()
+            tokens.append(vocab.controls[match.group(0)])
+            position = match.end()
+        run.append(segment.text[position:])
+    flush()
+    if vocab.add_bos and (not tokens or tokens[0] != vocab.bos):
+        tokens.insert(0, vocab.bos)
+    return tokens
+
+
+def token_piece(llama: llama_cpp.Llama, token: int) -> bytes:
+    """The bytes of one token (control tokens give b""); any length, unlike detokenize."""
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    size = 64
+    while True:
+        buf = (llama_cpp.ctypes.c_char * size)()
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, False)
+        if n >= 0:
+            return bytes(buf[:n])
+        size = -n
+
+
+class _StopMatcher:
+    """Holds back text that may be the start of a stop string; cuts at a complete one."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self.stop = [s for s in stop if s]
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Text safe to show now, and whether a stop string was reached."""
+        self.pending += text
+        cut = min((i for s in self.stop if (i := self.pending.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        hold = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(s[:n]):
+                    hold = max(hold, n)
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out) :]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class LocalLlamaCpp(LlamaCpp):
+    """LlamaCpp whose streaming takes token ids and decodes incrementally.
+
+    Extra keyword arguments of `stream` / `invoke`:
+    `prompt_tokens` (list of ids; default: the prompt tokenized as llama.cpp would),
+    `should_stop` (callable polled between tokens), and sampling overrides
+    (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `max_tokens`, `seed`).
+    After a reply, `last_info` holds its `finish_reason` and `figures`.
+    """
+
+    _last_info: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def last_info(self) -> dict[str, Any]:
+        """`finish_reason` and `figures` of the last reply."""
+        return self._last_info
+
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return "".join(c.text for c in self._stream(prompt, stop, run_manager, **kwargs))
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        llama: llama_cpp.Llama = self.client
+        started = time.perf_counter()
+        tokens: list[int] = kwargs.get("prompt_tokens") or llama.tokenize(
+            prompt.encode("utf-8"), True, True
+        )
+        should_stop: Callable[[], bool] = kwargs.get("should_stop") or (lambda: False)
+        n_ctx = llama.n_ctx()
+        max_tokens = min(int(kwargs.get("max_tokens") or self.max_tokens), n_ctx - len(tokens))
+        if max_tokens <= 0:
+            raise ValueError(f"prompt of {len(tokens)} tokens fills the context of {n_ctx}")
+        seed = kwargs.get("seed", self.seed)
+        if seed is not None and seed >= 0:
+            llama.set_seed(int(seed))
+        else:
+            llama.set_seed(int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF)
+        # Tokens llama.cpp still holds from the previous call and will not re-evaluate.
+        cached = 0
+        held = llama._input_ids[: llama.n_tokens].tolist()
+        for a, b in zip(held, tokens[:-1], strict=False):
+            if a != b:
+                break
+            cached += 1
+
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        matcher = _StopMatcher([*(self.stop or []), *(stop or [])])
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        n_generated = 0
+        first_at = last_at = None
+        finish_reason = "length"
+        at_start = True
+        generator = llama.generate(
+            tokens,
+            top_k=int(kwargs.get("top_k", self.top_k)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            min_p=float(kwargs.get("min_p", 0.05)),
+            temp=float(kwargs.get("temperature", self.temperature)),
+            repeat_penalty=float(kwargs.get("repeat_penalty", self.repeat_penalty)),
+            reset=True,
+        )
+        try:
+            for token in generator:
+                now = time.perf_counter()
+                first_at = first_at or now
+                last_at = now
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish_reason = "stop"
+                    break
+                n_generated += 1
+                text = decoder.decode(token_piece(llama, token))
+                if at_start:
+                    # SentencePiece marks a word start with a space; a reply starts without one.
+                    text = text.lstrip()
+                    at_start = not text
+                out, stopped = matcher.feed(text)
+                if out:
+                    chunk = GenerationChunk(text=out)
+                    if run_manager:
+                        run_manager.on_llm_new_token(out, chunk=chunk)
+                    yield chunk
+                if stopped:
+                    finish_reason = "stop"
+                    break
+                if should_stop():
+                    finish_reason = "cancelled"
+                    break
+                if n_generated >= max_tokens:
+                    break
+        finally:
+            generator.close()
+        tail = "" if finish_reason == "stop" else matcher.flush() + decoder.decode(b"", True)
+        prompt_time = (first_at or time.perf_counter()) - started
+        decode_time = (last_at - first_at) if first_at and last_at else 0.0
+        figures = {
+            "prompt_tokens": len(tokens),
+            "cached_tokens": cached,
+            "completion_tokens": n_generated,
+            "time_to_first_token_s": round(prompt_time, 4),
+            "prompt_tokens_per_second": round((len(tokens) - cached) / prompt_time, 1)
+            if prompt_time > 0
+            else 0.0,
+            "tokens_per_second": round((n_generated - 1) / decode_time, 2)
+            if decode_time > 0 and n_generated > 1
+            else 0.0,
+        }
+        self._last_info = {"finish_reason": finish_reason, "figures": figures}
+        yield GenerationChunk(text=tail, generation_info=self._last_info)

@@ -1,0 +1,144 @@
+"""`ChatSession`: a conversation with a loaded model — history, system prompt, streaming replies.
+
+The notebook entry point is `open_chat(model)`; the command line and the web pages use the
+same class, so history trimming and figures behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+from .config import Config, SamplingParams, load_config
+from .engine import Engine, Figures
+from .model_files import choose_format, resolve_model
+from .prompts import ChatFormat, Message, validate_messages
+
+
+class Reply:
+    """A reply being streamed: iterate for text chunks; afterwards read `text` and `figures`."""
+
+    def __init__(self, events: Iterator[dict[str, Any]], on_end: Any = None) -> None:
+        self._events = events
+        self._on_end = on_end
+        self.text = ""
+        self.figures = Figures()
+        self.finish_reason = ""
+        self.warnings: list[str] = []
+        self.format_name = ""
+        self.first_turn = 0
+
+    def __iter__(self) -> Iterator[str]:
+        with closing(self._events) as events:
+            try:
+                for event in events:
+                    kind = event["type"]
+                    if kind == "start":
+                        self.warnings = event["warnings"]
+                        self.format_name = event["format"]
+                        self.first_turn = event["first_turn"]
+                    elif kind == "text":
+                        self.text += event["text"]
+                        yield event["text"]
+                    elif kind == "done":
+                        self.finish_reason = event["finish_reason"]
+                        self.figures = Figures(
+                            **event["figures"],
+                            dropped_turns=event["dropped_turns"],
+                            finish_reason=event["finish_reason"],
+                        )
+            finally:
+                if not self.finish_reason:
+                    self.finish_reason = "cancelled"
+                if self._on_end:
+                    self._on_end(self)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ChatSession:
+    """One conversation: its system prompt, format, sampling settings and history."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        chat_format: str = "auto",
+        system_prompt: str = "",
+        params: SamplingParams | None = None,
+        history: list[Message] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.chat_format = chat_format
+        self.system_prompt = system_prompt
+        self.params = params or SamplingParams()
+        self.history: list[Message] = list(history or [])
+        self._first_turn = 0
+
+    @property
+    def format(self) -> ChatFormat:
+        """The chat format in use for the loaded model."""
+        loaded = self.engine.loaded
+        return choose_format(self.chat_format, loaded.info if loaded else None)
+
+    def messages_for(self, text: str) -> list[Message]:
+        """The full conversation that asking `text` would send (before trimming)."""
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return validate_messages([*system, *self.history, {"role": "user", "content": text}])
+
+    def ask(self, text: str, *, cancel: threading.Event | None = None, **overrides: Any) -> Reply:
+        """Stream a reply to `text`. Overrides: temperature, top_p, top_k, min_p,
+        repeat_penalty, max_tokens, seed. The exchange joins the history when the reply
+        ends, also when it was stopped early (what was written is kept)."""
+        messages = self.messages_for(text)
+        params = self.params.replace(**overrides)
+        events = self.engine.generate(
+            messages, self.format, params, keep_from=self._first_turn, cancel=cancel
+        )
+
+        def remember(reply: Reply) -> None:
+            if reply.text or reply.finish_reason != "cancelled":
+                self.history += [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": reply.text},
+                ]
+                self._first_turn = reply.first_turn
+
+        return Reply(events, remember)
+
+    def reset(self) -> None:
+        """Start a new conversation (same model and settings)."""
+        self.history = []
+        self._first_turn = 0
+
+
+_engines: dict[tuple[int, int, int], Engine] = {}
+
+
+def open_chat(
+    model: str,
+    *,
+    config: Config | None = None,
+    chat_format: str | None = None,
+    system_prompt: str | None = None,
+    **sampling: Any,
+) -> ChatSession:
+    """Load `model` (a file name in the models folder, or a path) and return a chat session.
+
+    The engine is shared per process, so calling this again with the same model reuses it.
+    """
+    config = config or load_config()
+    key = (config.n_ctx, config.n_threads, config.n_batch)
+    if key not in _engines:
+        _engines[key] = Engine.from_config(config)
+    engine = _engines[key]
+    engine.load(resolve_model(model, config.models_dir))
+    return ChatSession(
+        engine,
+        chat_format=chat_format or config.chat_format,
+        system_prompt=config.system_prompt if system_prompt is None else system_prompt,
+        params=config.sampling.replace(**sampling),
+    )

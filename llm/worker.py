@@ -1,0 +1,147 @@
+"""The inference worker process: owns the llama.cpp model so a native crash cannot take the
+app down. Started by `llm.engine.Engine` as `python -m llm.worker FD` (FD: a socket).
+
+Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
+  load      {path, n_ctx, n_threads, n_batch}   -> loaded {n_ctx} | error {message}
+  tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
+  generate  {messages, format, params, keep_from, fallback}
+            -> start {...} then text {text}* then done {finish_reason, figures} | error
+  cancel    (only while generating)              ends the reply after the current token
+  exit
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .errors import LocalChatError
+from .history import trim_history
+from .prompts import ChatFormat, Message, render_prompt
+
+
+class _Worker:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.llm: Any = None
+        self.pending: list[dict[str, Any]] = []
+
+    def load(self, request: dict[str, Any]) -> dict[str, Any]:
+        from .langchain_llm import make_llamacpp
+
+        self.llm = None  # free the old model first: two may not fit in memory
+        try:
+            self.llm = make_llamacpp(
+                request["path"],
+                n_ctx=request["n_ctx"],
+                n_threads=request["n_threads"],
+                n_batch=request["n_batch"],
+            )
+        except Exception as exc:
+            message = str(exc).split("\n")[0] or type(exc).__name__
+            return {"type": "error", "message": f"llama.cpp could not load the model: {message}"}
+        return {"type": "loaded", "n_ctx": self.llm.client.n_ctx()}
+
+    def render(self, messages: list[Message], fmt: ChatFormat, fallback: ChatFormat | None):
+        from .langchain_llm import tokenize_segments
+
+        rendered = render_prompt(fmt, messages, fallback=fallback)
+        return rendered, tokenize_segments(self.llm.client, rendered.segments)
+
+    def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
+        rendered, ids = self.render(request["messages"], request["format"], request.get("fallback"))
+        return {"type": "tokens", "ids": ids, "text": rendered.text, "warnings": rendered.warnings}
+
+    def should_stop(self) -> bool:
+        while self.conn.poll():
+            message = self.conn.recv()
+            if message.get("op") == "cancel":
+                return True
+            self.pending.append(message)  # not expected mid-reply; handled afterwards
+        return False
+
+    def generate(self, request: dict[str, Any]) -> None:
+        params: dict[str, Any] = request["params"]
+        fmt: ChatFormat = request["format"]
+        fallback: ChatFormat | None = request.get("fallback")
+        n_ctx = self.llm.client.n_ctx()
+        budget = n_ctx - params["max_tokens"]
+        if budget < 1:
+            raise LocalChatError(
+                f"max_tokens {params['max_tokens']} leaves no room for the prompt in the "
+                f"context of {n_ctx} tokens"
+            )
+        cache: dict[int, tuple[Any, list[int]]] = {}
+
+        def count(kept: list[Message]) -> int:
+            rendered, ids = self.render(kept, fmt, fallback)
+            cache[len(kept)] = (rendered, ids)
+            return len(ids)
+
+        trimmed = trim_history(request["messages"], count, budget, keep_from=request["keep_from"])
+        rendered, ids = cache[len(trimmed.messages)]
+        self.conn.send(
+            {
+                "type": "start",
+                "prompt_tokens": len(ids),
+                "dropped_turns": trimmed.dropped_turns,
+                "first_turn": trimmed.first_turn,
+                "format": rendered.format.name,
+                "warnings": rendered.warnings,
+            }
+        )
+        sampling = {k: v for k, v in params.items() if k != "max_tokens"}
+        stop = list(rendered.format.stop)
+        for text in self.llm.stream(
+            rendered.text,
+            stop=stop,
+            prompt_tokens=ids,
+            should_stop=self.should_stop,
+            max_tokens=params["max_tokens"],
+            **sampling,
+        ):
+            if text:
+                self.conn.send({"type": "text", "text": text})
+        info = self.llm.last_info
+        self.conn.send({"type": "done", **info, "dropped_turns": trimmed.dropped_turns})
+
+    def serve(self) -> None:
+        while True:
+            request = self.pending.pop(0) if self.pending else self.conn.recv()
+            op = request.get("op")
+            if op == "exit":
+                return
+            if op == "cancel":
+                continue  # arrived after the reply ended
+            try:
+                if op == "load":
+                    self.conn.send(self.load(request))
+                elif self.llm is None:
+                    self.conn.send({"type": "error", "message": "no model is loaded"})
+                elif op == "tokenize":
+                    self.conn.send(self.tokenize(request))
+                elif op == "generate":
+                    self.generate(request)
+                else:
+                    self.conn.send({"type": "error", "message": f"unknown request {op!r}"})
+            except LocalChatError as exc:
+                self.conn.send({"type": "error", "message": str(exc)})
+            except Exception as exc:
+                detail = traceback.format_exc(limit=3)
+                self.conn.send(
+                    {"type": "error", "message": f"{type(exc).__name__}: {exc}", "detail": detail}
+                )
+
+
+def serve(conn: Connection) -> None:
+    """Entry point of the worker process."""
+    with contextlib.suppress(EOFError, KeyboardInterrupt):  # the app went away
+        _Worker(conn).serve()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(Connection(int(sys.argv[1])))
