@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gguf_factory import write_scripted_model  # noqa: E402
+from gguf_factory import write_scripted_model
 
 # The reply every scripted model gives, one token per piece.
 SCRIPT = ["Paris", " is", " the", " capital", " of", " France", "."]

@@ -1,0 +1,147 @@
+"""`python -m llm` end to end in a subprocess: models, render, ask, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPLY
+from gguf_factory import write_html
+
+from llm.prompts import FORMATS, render_prompt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llm", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def test_models_lists_header_facts(models_dir: Path, project_env: dict[str, str]) -> None:
+    (models_dir / "half.gguf.incomplete").write_bytes(b"GGUF")
+    result = run("--models-dir", str(models_dir), "models", "--json", env=project_env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    rows = {row["file_name"]: row for row in data["models"]}
+    assert set(rows) == {"chatml-scripted.gguf", "tinyllama-scripted.gguf"}
+    tiny = rows["tinyllama-scripted.gguf"]
+    assert tiny["name"] == "TinyLlama Scripted" and tiny["architecture"] == "llama"
+    assert tiny["file_type"] == "F32" and tiny["context_length"] == 4096
+    assert tiny["parameter_count"] > 0 and tiny["size_bytes"] > 0
+    assert tiny["chat_format"] == "zephyr"  # guessed from the name
+    assert rows["chatml-scripted.gguf"]["chat_format"] == "chatml"  # template in the file
+    text = run("--models-dir", str(models_dir), "models", env=project_env).stdout
+    assert "tinyllama-scripted.gguf" in text and "format zephyr" in text
+
+
+def test_render_prints_the_exact_prompt(
+    models_dir: Path, project_env: dict[str, str], tmp_path: Path
+) -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Write a Python command that prints 'hello world'"},
+        {"role": "assistant", "content": "print('hello world')"},
+        {"role": "user", "content": "Thanks!"},
+    ]
+    file = tmp_path / "messages.json"
+    file.write_text(json.dumps(messages))
+    base = ["--models-dir", str(models_dir), "render", "--messages", str(file)]
+    auto = run(*base, "--model", "tinyllama-scripted.gguf", env=project_env)
+    assert auto.returncode == 0, auto.stderr
+    assert auto.stdout == render_prompt(FORMATS["zephyr"], messages).text
+    mistral = run(
+        *base, "--model", "tinyllama-scripted", "--format", "mistral-instruct", env=project_env
+    )
+    assert mistral.stdout == (
+        "<s>[INST] Be brief.\n\nWrite a Python command that prints 'hello world' [/INST]"
+        "print('hello world')</s>[INST] Thanks! [/INST]"
+    )
+    gguf = run(*base, "--model", "chatml-scripted.gguf", env=project_env)
+    assert gguf.stdout.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
+
+
+def test_ask_streams_reply_and_prints_figures(
+    models_dir: Path, project_env: dict[str, str]
+) -> None:
+    result = run(
+        "--models-dir",
+        str(models_dir),
+        "ask",
+        "--model",
+        "tinyllama-scripted.gguf",
+        "--max-tokens",
+        "64",
+        "--temperature",
+        "1.2",
+        "--seed",
+        "7",
+        "--system",
+        "Be brief.",
+        "What is the capital of France?",
+        env=project_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == REPLY + "\n"
+    figures = result.stderr.strip().splitlines()[-1]
+    assert figures.startswith("prompt ") and "first token" in figures and "tokens/s" in figures
+    assert f"{len(REPLY.split()) + 1} tokens at" in figures  # 7 pieces, "." is its own token
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "--model", "nope.gguf", "hi"], "model not found: 'nope.gguf'"),
+        (["ask", "--model", "login.gguf", "hi"], "not a GGUF file: starts with '<!DOCTYPE html>'"),
+        (
+            ["render", "--model", "tinyllama-scripted.gguf", "--messages", "bad.json"],
+            "not valid JSON",
+        ),
+        (
+            ["render", "--model", "tinyllama-scripted.gguf", "--messages", "roles.json"],
+            "role 'robot'",
+        ),
+        (["ask", "--model", "tinyllama-scripted.gguf", "--temperature", "-1", "hi"], "temperature"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    models_dir: Path, project_env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    write_html(models_dir / "login.gguf")
+    (tmp_path / "bad.json").write_text("[{")
+    (tmp_path / "roles.json").write_text('[{"role": "robot", "content": "x"}]')
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "llm", "--models-dir", str(models_dir), *args],
+            capture_output=True,
+            text=True,
+            env=project_env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        (models_dir / "login.gguf").unlink()
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_bad_config_key(project_env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[inference]\ntemprature = 0.2\n")
+    result = run("--config", str(config), "models", env=project_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: unknown key inference.temprature in config (known: n_ctx, n_threads, n_batch, "
+        "system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed)"
+    )

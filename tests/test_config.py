@@ -1,0 +1,58 @@
+"""config.toml: defaults, overrides, and clear refusals of unknown keys and bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm.config import DEFAULT_CONFIG_PATH, load_config
+from llm.errors import ConfigError
+
+
+def test_project_config_loads_with_expected_defaults() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.host == "127.0.0.1" and config.port == 5000
+    assert config.models_dir == DEFAULT_CONFIG_PATH.parent / "models"
+    assert config.sampling.max_tokens == 512 and config.n_batch == 512
+    assert config.system_prompt.startswith("You are a geography expert")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[inference]\ntemprature = 0.5\n", "unknown key inference.temprature"),
+        ("[nosuch]\nx = 1\n", r"unknown section \[nosuch\]"),
+        ("[inference]\ntemperature = 9.0\n", r"inference.temperature = 9.0 is out of range"),
+        ('[inference]\ntop_k = "40"\n', "inference.top_k = '40' must be an integer"),
+        ("[inference]\nn_ctx = true\n", "inference.n_ctx = True must be an integer"),
+        ('[app]\nlanguage = "fr"\n', "must be 'en' or 'ko'"),
+        ('[models]\nformat = "alpaca"\n', "must be one of auto"),
+        ("[app\nport = 1\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_with_the_key_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_relative_models_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[models]\ndir = "my-models"\n[inference]\ntemperature = 1\n')
+    config = load_config(path)
+    assert config.models_dir == tmp_path / "my-models"
+    assert config.sampling.temperature == 1.0
+
+
+def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text("[app]\nport = 6000\n")
+    monkeypatch.setenv("LOCALCHAT_CONFIG", str(path))
+    monkeypatch.setenv("LOCALCHAT_MODELS_DIR", str(tmp_path / "m"))
+    config = load_config()
+    assert config.port == 6000 and config.models_dir == tmp_path / "m"
+    monkeypatch.setenv("LOCALCHAT_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config()
