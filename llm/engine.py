@@ -24,6 +24,7 @@ from typing import Any
 from .config import Config, SamplingParams
 from .errors import EngineError, ModelFileError
 from .gguf_file import ModelFile
+from .memory import check_fits_in_ram
 from .model_files import read_model_file
 from .prompts import FORMATS, ChatFormat, Message
 
@@ -34,6 +35,67 @@ _SIGNAL_HINTS = {
     signal.SIGKILL: "it was killed, perhaps for lack of memory",
     signal.SIGBUS: "it crashed reading the model file",
 }
+
+
+class RequestQueue:
+    """First come, first served access to the worker, with each waiter's place in line."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._line: list[object] = []  # waiting tickets, oldest first
+        self._holder: object | None = None
+
+    def join(self) -> object:
+        """Get in line; returns the ticket."""
+        ticket = object()
+        with self._cond:
+            self._line.append(ticket)
+        return ticket
+
+    def position(self, ticket: object) -> int:
+        """1 = next to run (something is running now), 2 = one more ahead, ..."""
+        with self._cond:
+            ahead = self._line.index(ticket) if ticket in self._line else 0
+            return ahead + (1 if self._holder is not None else 0)
+
+    def take(self, ticket: object, timeout: float) -> bool:
+        """Become the holder if it is this ticket's turn, waiting up to `timeout` seconds."""
+        with self._cond:
+
+            def my_turn() -> bool:
+                return self._holder is None and self._line[0] is ticket
+
+            if self._cond.wait_for(my_turn, timeout=timeout):
+                self._line.pop(0)
+                self._holder = ticket
+                return True
+            return False
+
+    def leave(self, ticket: object) -> None:
+        """Release the turn, or leave the line without having run."""
+        with self._cond:
+            if self._holder is ticket:
+                self._holder = None
+            elif ticket in self._line:
+                self._line.remove(ticket)
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for a turn (no cancelling) for short requests such as loading."""
+        ticket = self.join()
+        try:
+            while not self.take(ticket, timeout=1.0):
+                pass
+            yield
+        finally:
+            self.leave(ticket)
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting in line (not counting the running one)."""
+        with self._cond:
+            return len(self._line)
 
 
 @dataclass(frozen=True)
@@ -86,7 +148,7 @@ class Engine:
         self.n_ctx_wanted = n_ctx
         self.n_threads = n_threads
         self.n_batch = n_batch
-        self._lock = threading.Lock()
+        self._queue = RequestQueue()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._worker_model: LoadedModel | None = None  # what the live worker holds
@@ -143,7 +205,7 @@ class Engine:
             raise self._worker_died() from None
 
     def _load_in_worker(self, info: ModelFile) -> LoadedModel:
-        n_ctx = min(self.n_ctx_wanted, info.context_length or self.n_ctx_wanted)
+        n_ctx = self.context_for(info)
         self._request(
             {
                 "op": "load",
@@ -169,10 +231,19 @@ class Engine:
         return self._load_in_worker(self.loaded.info)
 
     # public API ---------------------------------------------------------------------
-    def load(self, path: str | Path) -> LoadedModel:
-        """Load a GGUF file (checked first); a failure keeps the previous model usable."""
+    def context_for(self, info: ModelFile) -> int:
+        """The context length this engine would give `info`: config's, capped by the model's."""
+        return min(self.n_ctx_wanted, info.context_length or self.n_ctx_wanted)
+
+    def load(self, path: str | Path, *, ignore_memory_check: bool = False) -> LoadedModel:
+        """Load a GGUF file (checked first); a failure keeps the previous model usable.
+
+        Refuses a model whose weights and KV cache do not fit in available RAM unless
+        `ignore_memory_check` (InsufficientMemoryError gives both numbers)."""
         info = read_model_file(path)  # precise errors before llama.cpp sees the file
-        with self._lock:
+        if not ignore_memory_check and not (self.loaded and self.loaded.info == info):
+            check_fits_in_ram(info, self.context_for(info))
+        with self._queue.turn():
             if self.loaded and self.loaded.info == info and self._worker_model:
                 return self.loaded  # loaded once, reused
             try:
@@ -183,7 +254,7 @@ class Engine:
 
     def tokenize(self, messages: list[Message], fmt: ChatFormat) -> list[int]:
         """The token ids the worker would send for `messages` (for inspection and tests)."""
-        with self._lock:
+        with self._queue.turn():
             self._ensure_model()
             self._request({"op": "tokenize", "messages": messages, "format": fmt})
             reply = self._receive()
@@ -201,42 +272,70 @@ class Engine:
         keep_from: int = 0,
         cancel: threading.Event | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Stream a reply as events: start, text*, done. Close the iterator or set `cancel`
-        to stop early (the done event then has finish_reason "cancelled")."""
-        with self._lock:
-            self._ensure_model()
-            fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
-            self._request(
-                {
-                    "op": "generate",
-                    "messages": messages,
-                    "format": fmt,
-                    "fallback": fallback,
-                    "params": dataclasses.asdict(params),
-                    "keep_from": keep_from,
-                }
-            )
-            cancelled = False
-            finished = False
-            try:
-                while True:
-                    if cancel is not None and cancel.is_set() and not cancelled:
-                        self._conn.send({"op": "cancel"})
-                        cancelled = True
-                    event = self._receive(timeout=0.05)
-                    if event is None:
-                        continue
-                    if event["type"] == "error":
-                        finished = True
-                        raise EngineError(event["message"])
-                    if event["type"] == "done":
-                        finished = True
-                        yield event
-                        return
+        """Stream a reply as events: queued* (position while other requests run), start,
+        text*, done. Close the iterator or set `cancel` to stop early (the done event then has
+        finish_reason "cancelled"); a request cancelled while queued just leaves the queue."""
+        ticket = self._queue.join()
+        try:
+            position = None
+            # The first check does not wait, so a queued caller learns its place at once.
+            while not self._queue.take(ticket, timeout=0.1 if position else 0):
+                if cancel is not None and cancel.is_set():
+                    yield {
+                        "type": "done",
+                        "finish_reason": "cancelled",
+                        "figures": {},
+                        "dropped_turns": 0,
+                    }
+                    return
+                if self._queue.position(ticket) != position:
+                    position = self._queue.position(ticket)
+                    yield {"type": "queued", "position": position}
+            yield from self._generate_now(messages, fmt, params, keep_from, cancel)
+        finally:
+            self._queue.leave(ticket)
+
+    def _generate_now(
+        self,
+        messages: list[Message],
+        fmt: ChatFormat,
+        params: SamplingParams,
+        keep_from: int,
+        cancel: threading.Event | None,
+    ) -> Iterator[dict[str, Any]]:
+        self._ensure_model()
+        fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
+        self._request(
+            {
+                "op": "generate",
+                "messages": messages,
+                "format": fmt,
+                "fallback": fallback,
+                "params": dataclasses.asdict(params),
+                "keep_from": keep_from,
+            }
+        )
+        cancelled = False
+        finished = False
+        try:
+            while True:
+                if cancel is not None and cancel.is_set() and not cancelled:
+                    self._conn.send({"op": "cancel"})
+                    cancelled = True
+                event = self._receive(timeout=0.05)
+                if event is None:
+                    continue
+                if event["type"] == "error":
+                    finished = True
+                    raise EngineError(event["message"])
+                if event["type"] == "done":
+                    finished = True
                     yield event
-            finally:
-                if not finished and self._alive():
-                    self._drain_after_close(cancelled)
+                    return
+                yield event
+        finally:
+            if not finished and self._alive():
+                self._drain_after_close(cancelled)
 
     def _drain_after_close(self, cancel_sent: bool) -> None:
         # The caller stopped reading: stop the worker's reply and wait for its end marker.
@@ -252,7 +351,7 @@ class Engine:
 
     def close(self) -> None:
         """Stop the worker process."""
-        with self._lock:
+        with self._queue.turn():
             if self._alive():
                 with contextlib.suppress(OSError):
                     self._conn.send({"op": "exit"})

@@ -46,6 +46,13 @@ def trim_history(
     next few turns fit without moving the start again.
     """
     n_pairs = (len(messages) - (1 if messages[0]["role"] == "system" else 0) - 1) // 2
+    minimal = _build(messages, n_pairs)
+    minimal_tokens = count_tokens(minimal)
+    if minimal_tokens > budget:
+        raise PromptError(
+            f"the message is too long: with the system prompt it needs {minimal_tokens} "
+            f"tokens, but the context leaves room for {budget} (context size minus max_tokens)"
+        )
     start = min(max(keep_from, 0), n_pairs)
     kept = _build(messages, start)
     tokens = count_tokens(kept)
@@ -60,11 +67,4 @@ def trim_history(
             best = TrimResult(kept, first, first, tokens)
         if tokens <= target:
             return TrimResult(kept, first, first, tokens)
-    if best is not None:
-        return best
-    minimal = _build(messages, n_pairs)
-    raise PromptError(
-        f"the message is too long: the system prompt and the new message need "
-        f"{count_tokens(minimal)} tokens, but the context leaves room for {budget} "
-        f"(context size minus max_tokens)"
-    )
+    return best or TrimResult(minimal, n_pairs, n_pairs, minimal_tokens)

@@ -7,7 +7,7 @@ same class, so history trimming and figures behave the same everywhere.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
 
@@ -20,9 +20,16 @@ from .prompts import ChatFormat, Message, validate_messages
 class Reply:
     """A reply being streamed: iterate for text chunks; afterwards read `text` and `figures`."""
 
-    def __init__(self, events: Iterator[dict[str, Any]], on_end: Any = None) -> None:
+    def __init__(
+        self,
+        events: Iterator[dict[str, Any]],
+        on_end: Callable[[Reply], None] | None = None,
+        on_queue: Callable[[int], None] | None = None,
+    ) -> None:
         self._events = events
         self._on_end = on_end
+        self._on_queue = on_queue
+        self.queue_position = 0  # > 0 while waiting behind other requests
         self.text = ""
         self.figures = Figures()
         self.finish_reason = ""
@@ -35,7 +42,12 @@ class Reply:
             try:
                 for event in events:
                     kind = event["type"]
-                    if kind == "start":
+                    if kind == "queued":
+                        self.queue_position = event["position"]
+                        if self._on_queue:
+                            self._on_queue(self.queue_position)
+                    elif kind == "start":
+                        self.queue_position = 0
                         self.warnings = event["warnings"]
                         self.format_name = event["format"]
                         self.first_turn = event["first_turn"]
@@ -49,9 +61,14 @@ class Reply:
                             dropped_turns=event["dropped_turns"],
                             finish_reason=event["finish_reason"],
                         )
+            except GeneratorExit:  # the caller stopped reading
+                self.finish_reason = self.finish_reason or "cancelled"
+                raise
+            except Exception:
+                self.finish_reason = self.finish_reason or "failed"
+                raise
             finally:
-                if not self.finish_reason:
-                    self.finish_reason = "cancelled"
+                self.finish_reason = self.finish_reason or "cancelled"
                 if self._on_end:
                     self._on_end(self)
 
@@ -89,10 +106,18 @@ class ChatSession:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return validate_messages([*system, *self.history, {"role": "user", "content": text}])
 
-    def ask(self, text: str, *, cancel: threading.Event | None = None, **overrides: Any) -> Reply:
+    def ask(
+        self,
+        text: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_queue: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> Reply:
         """Stream a reply to `text`. Overrides: temperature, top_p, top_k, min_p,
-        repeat_penalty, max_tokens, seed. The exchange joins the history when the reply
-        ends, also when it was stopped early (what was written is kept)."""
+        repeat_penalty, max_tokens, seed. `on_queue(position)` is called while the request
+        waits behind others. The exchange joins the history when the reply ends, also when
+        it was stopped early (what was written is kept); not when it never started."""
         messages = self.messages_for(text)
         params = self.params.replace(**overrides)
         events = self.engine.generate(
@@ -107,7 +132,7 @@ class ChatSession:
                 ]
                 self._first_turn = reply.first_turn
 
-        return Reply(events, remember)
+        return Reply(events, remember, on_queue)
 
     def reset(self) -> None:
         """Start a new conversation (same model and settings)."""

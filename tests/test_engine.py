@@ -239,3 +239,53 @@ def test_langchain_llm_for_own_chains(scripted_model: Path) -> None:
     assert chain.invoke({"question": "Capital of France?"}) == REPLY
     assert "".join(chain.stream({"question": "Again?"})) == REPLY
     llm.client.close()
+
+
+def test_requests_run_in_arrival_order_with_queue_positions(long_model: Path) -> None:
+    engine = Engine(n_ctx=1024)
+    try:
+        engine.load(long_model)
+        order: list[int] = []
+        positions: dict[int, list[int]] = {i: [] for i in range(4)}
+        cancels = {i: threading.Event() for i in range(4)}
+        finish: dict[int, str] = {}
+        release = threading.Event()
+
+        def ask(i: int) -> None:
+            reply = chat(engine, max_tokens=20).ask(
+                f"q{i}", cancel=cancels[i], on_queue=positions[i].append
+            )
+            for n, _ in enumerate(reply):
+                if n == 0:
+                    order.append(i)
+                    if i == 0:
+                        release.wait(30)  # keep the engine busy while the others line up
+            finish[i] = reply.finish_reason
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        threads[0].start()
+        for i in range(1, 4):
+            for _ in range(500):  # bounded wait for the previous request to be running/queued
+                if order or engine._queue.waiting >= i - 1:
+                    break
+                threading.Event().wait(0.01)
+            threads[i].start()
+        for _ in range(500):
+            if engine._queue.waiting == 3:
+                break
+            threading.Event().wait(0.01)
+        cancels[2].set()  # a queued request leaves the line without running
+        for _ in range(500):
+            if engine._queue.waiting == 2:
+                break
+            threading.Event().wait(0.01)
+        release.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert order == [0, 1, 3]
+        assert finish == {0: "length", 1: "length", 2: "cancelled", 3: "length"}
+        assert positions[0] == [] and positions[1] == [1] and positions[2] == [2]
+        # Moved up the line as others left (later steps may pass between polls).
+        assert positions[3][:2] == [3, 2] and positions[3] == sorted(positions[3], reverse=True)
+    finally:
+        engine.close()
