@@ -288,6 +288,8 @@ def write_scripted_model(
     """
     vocab = _base_vocab()
     script_ids = _add_script(vocab, script)
+    if len(set(vocab.tokens)) != len(vocab.tokens):  # llama.cpp would abort the process
+        raise AssertionError("scripted vocabulary has a repeated token")
     embd, output = _scripted_weights(len(vocab.tokens), script_ids, n_embd)
     _write_llama_gguf(
         path,
