@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -37,6 +39,8 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     max_tokens: int = 512
     seed: int = -1  # -1: a new random seed for every reply
+    # Never draw an end-of-generation token, so a reply always runs to max_tokens (benchmarks).
+    ignore_eos: bool = False
 
     def replace(self, **changes: Any) -> SamplingParams:
         """A copy with `changes` applied (None values ignored) and validated."""
@@ -71,6 +75,63 @@ class SamplingParams:
                 raise ConfigError(f"{section}.{key} = {value!r} is out of range ({ranges[key]})")
 
 
+LOCAL_BACKEND = "local"  # llama.cpp in this machine's worker process: always there, the default
+_BACKEND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A remote server speaking the OpenAI API (llama-server, vLLM, Ollama's /v1, ...).
+
+    The API key itself is never stored here (it would end up in logs and reprs): only the
+    name of the environment variable holding it.
+    """
+
+    name: str
+    base_url: str  # up to and including /v1, e.g. http://gpu-box:8080/v1
+    api_key_env: str = ""  # "" : the server needs no key
+    default_model: str = ""  # "" : the first model the server lists
+    n_ctx: int = 0  # 0 : ask the server, else LocalChat's inference.n_ctx
+
+    def api_key(self) -> str:
+        """The key from the environment ("" when the backend needs none)."""
+        if not self.api_key_env:
+            return ""
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ConfigError(
+                f"backend {self.name!r} reads its API key from the environment variable "
+                f"{self.api_key_env}, which is not set"
+            )
+        return key
+
+    def validate(self, where: str) -> None:
+        """Raise ConfigError naming the first bad value."""
+        if not _BACKEND_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"{where}.name = {self.name!r} must be 1 to 64 letters, digits, '.', '_' or '-'"
+            )
+        if self.name == LOCAL_BACKEND:
+            raise ConfigError(f"{where}.name = 'local' is taken by the built-in llama.cpp backend")
+        url = urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(
+                f"{where}.base_url = {self.base_url!r} must be an http:// or https:// URL "
+                f"such as http://127.0.0.1:8080/v1"
+            )
+        if self.api_key_env and not _ENV_NAME.fullmatch(self.api_key_env):
+            raise ConfigError(
+                f"{where}.api_key_env = {self.api_key_env!r} must be the NAME of an "
+                f"environment variable (letters, digits, '_'), not the key itself"
+            )
+        if self.n_ctx != 0 and not 64 <= self.n_ctx <= 1_048_576:
+            raise ConfigError(
+                f"{where}.n_ctx = {self.n_ctx} is out of range (0 to ask the server, "
+                f"or 64 to 1048576)"
+            )
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything configurable, with defaults that work on a laptop."""
@@ -81,6 +142,8 @@ class Config:
     language: str = "en"
     dark_mode: bool = True
     models_dir: Path = PROJECT_DIR / "models"
+    # What LocalChat keeps: the chat database (localchat.db), preferences.
+    data_dir: Path = PROJECT_DIR / "data"
     default_model: str = ""
     chat_format: str = "auto"
     n_ctx: int = 4096
@@ -88,12 +151,24 @@ class Config:
     n_batch: int = 512
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    backends: tuple[Backend, ...] = ()  # remote servers; "local" (llama.cpp) is not listed
+
+    def backend(self, name: str) -> Backend | None:
+        """The remote backend called `name`; None for "local"; ConfigError if unknown."""
+        if name == LOCAL_BACKEND:
+            return None
+        for backend in self.backends:
+            if backend.name == name:
+                return backend
+        known = ", ".join([LOCAL_BACKEND, *(b.name for b in self.backends)])
+        raise ConfigError(f"unknown backend {name!r} (configured: {known})")
 
     def replace(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values ignored) and validated."""
         merged = {k: v for k, v in changes.items() if v is not None}
-        if "models_dir" in merged:
-            merged["models_dir"] = Path(merged["models_dir"]).expanduser().resolve()
+        for key in ("models_dir", "data_dir"):
+            if key in merged:
+                merged[key] = Path(merged[key]).expanduser().resolve()
         config = dataclasses.replace(self, **merged)
         config.validate()
         return config
@@ -114,6 +189,12 @@ class Config:
         if not 1 <= self.n_batch <= 65536:
             raise ConfigError(f"inference.n_batch = {self.n_batch} is out of range (1 to 65536)")
         self.sampling.validate("inference")
+        seen: set[str] = set()
+        for i, backend in enumerate(self.backends):
+            backend.validate(f"backends[{i}]")
+            if backend.name in seen:
+                raise ConfigError(f"backends[{i}].name = {backend.name!r} is used twice")
+            seen.add(backend.name)
 
 
 # config.toml layout: section -> key -> (Config field or "sampling.<field>", type)
@@ -124,6 +205,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "title": ("title", str),
         "language": ("language", str),
         "dark_mode": ("dark_mode", bool),
+        "data_dir": ("data_dir", str),
     },
     "models": {
         "dir": ("models_dir", str),
@@ -156,13 +238,45 @@ def _check_type(where: str, value: Any, expected: type | tuple[type, ...]) -> No
         raise ConfigError(f"{where} = {value!r} must be {name}")
 
 
+# [[backends]] tables: key -> type (name and base_url are required)
+_BACKEND_SCHEMA: dict[str, type] = {
+    "name": str,
+    "base_url": str,
+    "api_key_env": str,
+    "default_model": str,
+    "n_ctx": int,
+}
+
+
+def _parse_backends(tables: Any) -> tuple[Backend, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("backends must be written as [[backends]] tables")
+    backends = []
+    for i, table in enumerate(tables):
+        where = f"backends[{i}]"
+        for key, value in table.items():
+            if key not in _BACKEND_SCHEMA:
+                known = ", ".join(_BACKEND_SCHEMA)
+                raise ConfigError(f"unknown key {where}.{key} in config (known: {known})")
+            _check_type(f"{where}.{key}", value, _BACKEND_SCHEMA[key])
+        for key in ("name", "base_url"):
+            if not table.get(key):
+                raise ConfigError(f"{where} needs a {key}")
+        values = {**table, "base_url": table["base_url"].rstrip("/")}
+        backends.append(Backend(**values))
+    return tuple(backends)
+
+
 def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> Config:
     """Build a validated Config from parsed TOML; relative paths are taken from `base_dir`."""
     top: dict[str, Any] = {}
     sampling: dict[str, Any] = {}
+    data = dict(data)
+    if "backends" in data:
+        top["backends"] = _parse_backends(data.pop("backends"))
     for section, values in data.items():
         if section not in _SCHEMA:
-            known = ", ".join(f"[{s}]" for s in _SCHEMA)
+            known = ", ".join([*(f"[{s}]" for s in _SCHEMA), "[[backends]]"])
             raise ConfigError(f"unknown section [{section}] in config (known: {known})")
         if not isinstance(values, dict):
             raise ConfigError(f"{section} must be a [section] table")
@@ -176,8 +290,9 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
                 sampling[target.removeprefix("sampling.")] = value
             else:
                 top[target] = value
-    if "models_dir" in top:
-        top["models_dir"] = (base_dir / Path(top["models_dir"]).expanduser()).resolve()
+    for key in ("models_dir", "data_dir"):
+        if key in top:
+            top[key] = (base_dir / Path(top[key]).expanduser()).resolve()
     for key in ("temperature", "top_p", "min_p", "repeat_penalty"):
         if key in sampling:
             sampling[key] = float(sampling[key])
@@ -189,7 +304,9 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
 def load_config(path: str | Path | None = None) -> Config:
     """Read config.toml (default: the project's own; missing file: all defaults).
 
-    `LOCALCHAT_CONFIG` names another file; `LOCALCHAT_MODELS_DIR` overrides models.dir.
+    `LOCALCHAT_CONFIG` names another file; `LOCALCHAT_MODELS_DIR` overrides models.dir and
+    `LOCALCHAT_DATA_DIR` overrides app.data_dir (a command-line flag, applied by the caller
+    with `config.replace`, wins over both).
     """
     explicit = path is not None or "LOCALCHAT_CONFIG" in os.environ
     config_path = Path(path or os.environ.get("LOCALCHAT_CONFIG") or DEFAULT_CONFIG_PATH)
@@ -205,4 +322,6 @@ def load_config(path: str | Path | None = None) -> Config:
         config = Config()
     if os.environ.get("LOCALCHAT_MODELS_DIR"):
         config = config.replace(models_dir=os.environ["LOCALCHAT_MODELS_DIR"])
+    if os.environ.get("LOCALCHAT_DATA_DIR"):
+        config = config.replace(data_dir=os.environ["LOCALCHAT_DATA_DIR"])
     return config

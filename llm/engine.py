@@ -190,17 +190,25 @@ class Engine:
     def _request(self, message: dict[str, Any]) -> None:
         if not self._alive():
             self._start_worker()
+        self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._conn is None:
+            raise EngineError("the model process was closed")
         try:
             self._conn.send(message)
-        except (BrokenPipeError, OSError):
+        except OSError:
             raise self._worker_died() from None
 
     def _receive(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The worker's next message; None if `timeout` passes first."""
+        conn = self._conn
+        if conn is None:
+            raise EngineError("the model process was closed")
         try:
-            if timeout is not None and not self._conn.poll(timeout):
+            if timeout is not None and not conn.poll(timeout):
                 return None
-            return self._conn.recv()
+            return conn.recv()
         except (EOFError, OSError):
             raise self._worker_died() from None
 
@@ -320,7 +328,7 @@ class Engine:
         try:
             while True:
                 if cancel is not None and cancel.is_set() and not cancelled:
-                    self._conn.send({"op": "cancel"})
+                    self._send({"op": "cancel"})
                     cancelled = True
                 event = self._receive(timeout=0.05)
                 if event is None:
@@ -341,7 +349,7 @@ class Engine:
         # The caller stopped reading: stop the worker's reply and wait for its end marker.
         try:
             if not cancel_sent:
-                self._conn.send({"op": "cancel"})
+                self._send({"op": "cancel"})
             for _ in range(100_000):
                 event = self._receive(timeout=30)
                 if event is None or event["type"] in ("done", "error"):
@@ -350,17 +358,20 @@ class Engine:
             pass
 
     def close(self) -> None:
-        """Stop the worker process."""
-        with self._queue.turn():
-            if self._alive():
-                with contextlib.suppress(OSError):
-                    self._conn.send({"op": "exit"})
-                try:
-                    self._process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-            self._process = self._conn = self._worker_model = None
+        """Stop the worker process. Does not wait for a reply in progress: one whose reader
+        went away without closing it would otherwise hold the engine forever."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = self._worker_model = None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            conn.send({"op": "exit"})
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # busy generating: the reply is abandoned anyway
+            process.kill()
+            process.wait()
+        conn.close()
 
     @property
     def worker_pid(self) -> int | None:

@@ -27,3 +27,39 @@ class PromptError(LocalChatError):
 
 class EngineError(LocalChatError):
     """The inference worker failed: it crashed, or llama.cpp refused the model."""
+
+
+class StorageError(LocalChatError):
+    """The chat database cannot be used: unreadable, from a newer LocalChat, stayed locked."""
+
+
+class ChatNotFoundError(StorageError):
+    """No stored chat has the given id (deleted, or never existed)."""
+
+
+class ChatImportError(StorageError):
+    """A file given to import is not a valid LocalChat chat export."""
+
+
+class BackendError(EngineError):
+    """A remote OpenAI-compatible server (a [[backends]] entry) failed or refused a request."""
+
+
+class BackendUnreachableError(BackendError):
+    """The server did not answer: connection refused, unknown host name, or a timeout."""
+
+
+class BackendAuthError(BackendError):
+    """The server refused the API key (HTTP 401/403)."""
+
+
+class BackendModelNotFoundError(BackendError):
+    """The server does not offer the model asked for."""
+
+
+class BackendStreamError(BackendError):
+    """The server broke off a reply midway; `partial_text` holds what had arrived."""
+
+    def __init__(self, message: str, partial_text: str = "") -> None:
+        super().__init__(message)
+        self.partial_text = partial_text

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from .catalog import Catalog, load_catalog
-from .config import Config, load_config
+from .config import Config
 from .errors import LocalChatError
 from .gguf_file import human_size
 from .hub import (
@@ -30,7 +30,6 @@ from .hub import (
     search_models,
 )
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -171,24 +170,3 @@ HUB_COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "files": cmd_files,
     "catalog": cmd_catalog,
 }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m llm.hub_cli COMMAND ...` (the same commands as in `python -m llm`)."""
-    parser = argparse.ArgumentParser(prog="python -m llm.hub_cli", description=__doc__)
-    parser.add_argument("--config", help="settings file (default: config.toml)")
-    parser.add_argument("--models-dir", help="folder of .gguf files (default from config)")
-    add_hub_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        if args.models_dir:
-            config = config.replace(models_dir=args.models_dir)
-        return HUB_COMMANDS[args.command](args, config)
-    except LocalChatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -80,13 +80,17 @@ class _Vocab:
         self.bos = llama.token_bos()
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
         controls: dict[str, int] = {}
+        eog: list[int] = []
         for token_id in range(llama.n_vocab()):
+            if llama_cpp.llama_vocab_is_eog(vocab, token_id):
+                eog.append(token_id)
             attr = llama_cpp.llama_vocab_get_attr(vocab, token_id)
             if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
                 text = llama_cpp.llama_vocab_get_text(vocab, token_id).decode("utf-8", "replace")
                 if text:
                     controls[text] = token_id
         self.controls = controls
+        self.eog = eog  # end-of-generation ids (</s>, <|eot_id|>, ...)
         names = sorted(controls, key=len, reverse=True)
         self.pattern = re.compile("|".join(map(re.escape, names))) if names else None
 
@@ -236,7 +240,16 @@ class LocalLlamaCpp(LlamaCpp):
         n_generated = 0
         first_at = last_at = None
         finish_reason = "length"
-        at_start = True
+        logits_processor = None
+        if kwargs.get("ignore_eos"):
+            # Benchmarks: end-of-generation tokens are never drawn, so every reply is max_tokens.
+            eog = _vocab(llama).eog
+
+            def no_eog(_ids: Any, logits: Any) -> Any:
+                logits[eog] = float("-inf")
+                return logits
+
+            logits_processor = llama_cpp.LogitsProcessorList([no_eog])
         generator = llama.generate(
             tokens,
             top_k=int(kwargs.get("top_k", self.top_k)),
@@ -245,6 +258,7 @@ class LocalLlamaCpp(LlamaCpp):
             temp=float(kwargs.get("temperature", self.temperature)),
             repeat_penalty=float(kwargs.get("repeat_penalty", self.repeat_penalty)),
             reset=True,
+            logits_processor=logits_processor,
         )
         try:
             for token in generator:
@@ -256,10 +270,6 @@ class LocalLlamaCpp(LlamaCpp):
                     break
                 n_generated += 1
                 text = decoder.decode(token_piece(llama, token))
-                if at_start:
-                    # SentencePiece marks a word start with a space; a reply starts without one.
-                    text = text.lstrip()
-                    at_start = not text
                 out, stopped = matcher.feed(text)
                 if out:
                     chunk = GenerationChunk(text=out)

@@ -30,7 +30,9 @@ class Reply:
         self._on_end = on_end
         self._on_queue = on_queue
         self.queue_position = 0  # > 0 while waiting behind other requests
-        self.text = ""
+        self.text = ""  # as shown: without the leading space SentencePiece puts on a word
+        self.raw_text = ""  # as generated: kept in the history so the next prompt's tokens
+        # match the ones llama.cpp already holds (prefix cache reuse)
         self.figures = Figures()
         self.finish_reason = ""
         self.warnings: list[str] = []
@@ -52,8 +54,11 @@ class Reply:
                         self.format_name = event["format"]
                         self.first_turn = event["first_turn"]
                     elif kind == "text":
-                        self.text += event["text"]
-                        yield event["text"]
+                        self.raw_text += event["text"]
+                        shown = self.raw_text.lstrip()
+                        if len(shown) > len(self.text):
+                            chunk, self.text = shown[len(self.text) :], shown
+                            yield chunk
                     elif kind == "done":
                         self.finish_reason = event["finish_reason"]
                         self.figures = Figures(
@@ -99,6 +104,10 @@ class ChatSession:
     def format(self) -> ChatFormat:
         """The chat format in use for the loaded model."""
         loaded = self.engine.loaded
+        # A remote server applies its own template: its model carries a fixed format.
+        fixed: ChatFormat | None = getattr(loaded, "format", None)
+        if fixed is not None:
+            return fixed
         return choose_format(self.chat_format, loaded.info if loaded else None)
 
     def messages_for(self, text: str) -> list[Message]:
@@ -125,10 +134,11 @@ class ChatSession:
         )
 
         def remember(reply: Reply) -> None:
-            if reply.text or reply.finish_reason != "cancelled":
+            # Kept: a finished reply, or any text written before a Stop or a failure.
+            if reply.text or reply.finish_reason in ("stop", "length"):
                 self.history += [
                     {"role": "user", "content": text},
-                    {"role": "assistant", "content": reply.text},
+                    {"role": "assistant", "content": reply.raw_text},
                 ]
                 self._first_turn = reply.first_turn
 

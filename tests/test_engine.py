@@ -145,7 +145,7 @@ def test_cancel_stops_mid_reply_and_keeps_text(long_model: Path) -> None:
         assert reply.finish_reason == "cancelled"
         assert reply.text.startswith("w0 w1 w2 w3 w4 w5")
         assert 6 <= reply.figures.completion_tokens < len(LONG_SCRIPT)
-        assert session.history[-1]["content"] == reply.text
+        assert session.history[-1]["content"] == reply.raw_text == " " + reply.text
         # Abandoning a reply (closing the iterator) also stops it; the engine stays usable.
         abandoned = iter(session.ask("Again"))
         next(abandoned)
@@ -289,3 +289,17 @@ def test_requests_run_in_arrival_order_with_queue_positions(long_model: Path) ->
         assert positions[3][:2] == [3, 2] and positions[3] == sorted(positions[3], reverse=True)
     finally:
         engine.close()
+
+
+def test_close_does_not_wait_for_an_abandoned_reply(long_model: Path) -> None:
+    engine = Engine(n_ctx=1024)
+    engine.load(long_model)
+    pid = engine.worker_pid
+    held = iter(chat(engine, max_tokens=300).ask("Go"))
+    next(held)  # a reader that stops reading but keeps the reply open
+    engine.close()  # must not wait for that reply's turn to end
+    assert engine.worker_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker is gone
+    with pytest.raises(EngineError):
+        list(held)

@@ -186,7 +186,7 @@ def test_a_killed_download_resumes_when_run_again(
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_TOKEN", None)
     models = tmp_path / "models"
-    command = [sys.executable, "-m", "llm.hub_cli", "--models-dir", str(models)]
+    command = [sys.executable, "-m", "llm", "--models-dir", str(models)]
     command += ["download", MEDIUM_REPO, MEDIUM]
     partial = models / f"{MEDIUM}.incomplete"
 
@@ -225,7 +225,7 @@ def test_the_command_line_draws_a_progress_bar_on_a_terminal(
     online.switches.throttle_bps = 3_000_000
     env = {**project_env, "HF_ENDPOINT": online.endpoint}
     env.pop("HF_HUB_OFFLINE", None)
-    command = [sys.executable, "-m", "llm.hub_cli", "--models-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "llm", "--models-dir", str(tmp_path)]
     command += ["download", MEDIUM_REPO, MEDIUM]
     terminal, child_side = pty.openpty()
     fcntl.ioctl(child_side, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))

@@ -1,0 +1,110 @@
+"""Schema changes of the chat database (`localchat.db`), oldest first.
+
+The database's schema version is `PRAGMA user_version`: the number of migrations applied.
+`upgrade` runs the missing ones, in order, inside the caller's write transaction, so a
+failure leaves the file exactly as it was. The list is append-only: never edit, reorder or
+remove a migration once it has shipped; change the schema by adding a new function at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration (its position gives its version)."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _run(db: sqlite3.Connection, *statements: str) -> None:
+    # One statement at a time: executescript() would COMMIT the caller's transaction first.
+    for statement in statements:
+        db.execute(statement)
+
+
+@migration
+def m001_chats_and_messages(db: sqlite3.Connection) -> None:
+    # AUTOINCREMENT: ids of deleted chats are never reused, so a stale link or an open tab
+    # can never show another conversation.
+    _run(
+        db,
+        """CREATE TABLE chats (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            created TEXT NOT NULL,
+            UNIQUE (chat_id, position)
+        )""",
+    )
+
+
+@migration
+def m002_generation_settings(db: sqlite3.Connection) -> None:
+    # Reopening a chat restores how it was generated; each message records what wrote it.
+    _run(
+        db,
+        "ALTER TABLE chats ADD COLUMN settings_json TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE chats ADD COLUMN chat_format TEXT NOT NULL DEFAULT 'auto'",
+        "ALTER TABLE messages ADD COLUMN model TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN format TEXT NOT NULL DEFAULT ''",
+    )
+
+
+@migration
+def m003_reply_status_and_figures(db: sqlite3.Connection) -> None:
+    # Replies are saved while they stream: a cut one is kept and marked, never shown as
+    # complete. `writer` names the process streaming a reply, so a reply whose process died
+    # can be told from one another process is still writing.
+    _run(
+        db,
+        "ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'complete' CHECK "
+        "(status IN ('complete', 'streaming', 'stopped', 'failed', 'interrupted'))",
+        "ALTER TABLE messages ADD COLUMN error TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER",
+        "ALTER TABLE messages ADD COLUMN completion_tokens INTEGER",
+        "ALTER TABLE messages ADD COLUMN time_to_first_token_s REAL",
+        "ALTER TABLE messages ADD COLUMN tokens_per_second REAL",
+        "CREATE INDEX chats_by_updated ON chats (updated)",
+        "CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming'",
+    )
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The database's schema version (0: a new, empty file)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def upgrade(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the migrations the database lacks; returns their names.
+
+    Call inside a write transaction (BEGIN IMMEDIATE) after checking that the database is
+    not newer than `len(migrations)`.
+    """
+    current = schema_version(db)
+    applied = []
+    for version, fn in enumerate(migrations[current:], start=current + 1):
+        fn(db)
+        # PRAGMA takes no parameters; `version` is an int we computed.
+        db.execute(f"PRAGMA user_version = {int(version)}")
+        applied.append(fn.__name__)
+    return applied
