@@ -1,0 +1,115 @@
+"""The benchmark (bench/run.py) in a smoke run, and the engine hook it relies on (`ignore_eos`).
+
+The smoke run uses the tiny model shape (`--quick`): its numbers mean nothing, but every path,
+the probe, the browser timing and the report must work, and every path must be given the same
+work (same prompts, same number of generated tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPLY
+
+from llm.config import SamplingParams
+from llm.engine import Engine
+from llm.session import ChatSession
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_ignore_eos_makes_every_reply_max_tokens_long(scripted_model: Path) -> None:
+    engine = Engine(n_ctx=512, n_threads=1)
+    try:
+        engine.load(scripted_model)
+        params = SamplingParams(max_tokens=15, seed=1)
+        plain = ChatSession(engine, chat_format="zephyr", params=params).ask("Hi")
+        assert "".join(plain) == REPLY
+        assert plain.finish_reason == "stop"
+
+        # The scripted model wants to end after its 7 pieces; with ignore_eos it goes on.
+        session = ChatSession(engine, chat_format="zephyr", params=params.replace(ignore_eos=True))
+        reply = session.ask("Hi")
+        text = "".join(reply)
+        assert text.startswith(REPLY)
+        assert reply.finish_reason == "length"
+        assert reply.figures.completion_tokens == 15
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, project_env: dict[str, str]) -> dict:
+    folder = tmp_path_factory.mktemp("bench")
+    out = folder / "quick.json"
+    command = [
+        sys.executable,
+        str(PROJECT_DIR / "bench" / "run.py"),
+        "--quick",
+        "--turns",
+        "2",
+        "--startup-runs",
+        "1",
+        "--cache-dir",
+        str(folder / "cache"),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, env=project_env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["_stdout"] = done.stdout
+    result["_markdown"] = out.with_suffix(".md").read_text(encoding="utf-8")
+    return result
+
+
+def test_every_path_answers_every_turn_with_the_same_number_of_tokens(quick_run: dict) -> None:
+    assert set(quick_run["results"]) == {"raw", "engine", "browser", "seed"}
+    tokens = quick_run["settings"]["tokens"]
+    for path, reps in quick_run["results"].items():
+        assert len(reps) == 1 and len(reps[0]) == 2, path
+        for turn in reps[0]:
+            assert turn["tokens"] == tokens, path
+            assert turn["ttft_s"] > 0, path
+            # The tiny model can write a whole reply between two screen updates of the app.
+            tolerated = path == "browser" and turn["decode_tps"] is None
+            assert tolerated or turn["decode_tps"] > 0, path
+
+
+def test_the_paths_get_the_same_prompt(quick_run: dict) -> None:
+    # Turn 1 is the same conversation for everyone: the same tokens reach llama.cpp.
+    first = {p: reps[0][0]["prompt_tokens"] for p, reps in quick_run["results"].items()}
+    assert len(set(first.values())) == 1, first
+
+
+def test_browser_timings_come_from_the_screen(quick_run: dict) -> None:
+    tokens = quick_run["settings"]["tokens"]
+    for turn in quick_run["results"]["browser"][0]:
+        # Every generated token was matched to a frame that showed it, after it was generated.
+        assert turn["tokens_missing_on_screen"] == 0
+        assert len(turn["screen_latency"]) == tokens
+        assert all(0 < x < 30 for x in turn["screen_latency"])
+        assert len(turn["pipe_latency"]) == tokens
+    summary = quick_run["summary"]["browser"]
+    assert summary["token_to_screen"]["p95_ms"] >= summary["token_to_screen"]["p50_ms"] > 0
+    assert quick_run["startup_s"]["n"] == 1
+
+
+def test_report_has_ratios_targets_memory_and_the_machine(quick_run: dict) -> None:
+    statuses = {t["target"]: t["status"] for t in quick_run["targets"]}
+    assert len(statuses) == 8
+    assert set(statuses.values()) <= {"PASS", "MISS"}  # every target was measured
+    memory = quick_run["memory_mb"]
+    assert memory["engine"]["worker"] > 0 and memory["browser"]["worker"] > 0
+    assert quick_run["machine"]["physical_cores"] >= 1
+    stdout, md = quick_run["_stdout"], quick_run["_markdown"]
+    for text in (stdout, md):
+        assert "raw llama-cpp-python" in text and "decode tokens/s" in text
+    assert "×1.00" in stdout  # raw against itself
+    assert "| target | limit | measured |" in md and "Measured " in md
