@@ -1,0 +1,123 @@
+"""Start LocalChat's web app: `python main.py [--host H] [--port P] [--models-dir D] [--model M]`.
+
+Wiring only: settings from config.toml (flags override them), one `Engine` for the whole app,
+the pages from `pages/`, and Taipy's server. Errors in the settings print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from llm.config import Config, load_config
+from llm.engine import Engine
+from llm.errors import LocalChatError
+from llm.model_files import resolve_model
+from llm.preferences import Preferences
+
+EXIT_USAGE = 2
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our flags, and the rest (left for Taipy, which reads sys.argv itself)."""
+    parser = argparse.ArgumentParser(
+        prog="python main.py", description="LocalChat: chat with local GGUF models in a browser"
+    )
+    parser.add_argument("--config", help="settings file (default: config.toml)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
+    parser.add_argument("--models-dir", help="folder of .gguf files (default: models/)")
+    parser.add_argument("--model", help="model to load at start: file name in the folder, or path")
+    return parser.parse_known_args(argv)
+
+
+def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences]:
+    config = load_config(args.config).replace(
+        host=args.host, port=args.port, models_dir=args.models_dir
+    )
+    prefs = Preferences.in_folder(config.data_dir)
+    engine = Engine.from_config(config)
+    model = args.model or config.default_model
+    if model:
+        try:
+            engine.load(resolve_model(model, config.models_dir))
+        except LocalChatError as exc:
+            if args.model:  # asked for on this command line: stop here
+                engine.close()
+                raise
+            # The configured default is gone or broken: start anyway, the models page says why.
+            print(f"warning: default model not loaded: {exc}", file=sys.stderr)
+    return config, engine, prefs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the web app until interrupted; returns the exit status."""
+    args, taipy_args = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.argv = [sys.argv[0], *taipy_args]  # Taipy must not see (or choke on) our flags
+    try:
+        config, engine, prefs = _startup(args)
+    except LocalChatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    # Imported here: Taipy is slow to import and not needed for a settings error.
+    from flask import Flask
+    from taipy.gui import Gui
+
+    import pages
+    from pages.context import AppContext, install
+    from pages.i18n import labels
+    from pages.page_scripts import add_page_scripts
+
+    install(AppContext(config=config, engine=engine, prefs=prefs, labels=labels(config.language)))
+    server = Flask("LocalChat")
+    add_page_scripts(server)  # one state per browser tab; the input keeps the focus
+    gui = Gui(pages=pages.create_pages(), flask=server)  # made here: Taipy finds main.css
+    gui.on_init = pages.on_init
+    gui.on_page_load = pages.on_page_load
+    gui.on_exception = pages.on_exception
+    # SIGTERM (service managers, tests) ends the app like Ctrl+C, so the worker is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        gui.run(
+            title=config.title,
+            host=config.host,
+            port=config.port,
+            dark_mode=config.dark_mode,
+            # Threads, not gevent: updates pushed from the reply thread reach the browser
+            # at once (under gevent they wait for the next websocket ping, ~5 s).
+            async_mode="threading",
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,  # the reloader would run this file (and load the model) twice
+            run_browser=sys.stdin.isatty() and sys.stdout.isatty(),
+            watermark="",
+            server_config={
+                # Taipy lets any web site's scripts talk to the app (CORS "*"); allow only
+                # pages the app itself served.
+                "cors": False,
+                "socketio": {
+                    "cors_allowed_origins": None,
+                    # Flask-SocketIO 5.4's session handling fails on Flask 3.1.3 ("property
+                    # 'session' of 'RequestContext' object has no setter"); Taipy needs none.
+                    "manage_session": False,
+                },
+            },
+            stylekit={
+                "color_primary": "#ff462b",
+                "color_secondary": "#7c5cff",
+                "color_background_dark": "#0d0714",
+                "color_paper_dark": "#1b1226",
+                "color_background_light": "#f7f4f9",
+                "color_paper_light": "#ffffff",
+                "font_family": "Lato, 'Noto Sans KR', 'Noto Sans CJK KR', Arial, sans-serif",
+            },
+        )
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

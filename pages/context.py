@@ -1,0 +1,68 @@
+"""What every page shares: the settings, the one `Engine`, the preferences and the labels.
+
+`main.py` builds one `AppContext` and installs it before the pages are created; page callbacks
+reach it with `app()`. Everything per browser tab lives in that tab's Taipy state instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from llm.config import Config
+from llm.engine import Engine
+from llm.errors import LocalChatError
+from llm.model_files import choose_format
+from llm.preferences import Preferences
+from llm.session import ChatSession
+
+
+@dataclass
+class AppContext:
+    """The app-wide objects. `engine` is thread-safe; `prefs` is too."""
+
+    config: Config
+    engine: Engine
+    prefs: Preferences
+    labels: Mapping[str, str]
+
+    def format_choice(self, model_file: str | None) -> str:
+        """The format name chosen for a model: the remembered one, else config's."""
+        remembered = self.prefs.chat_format(model_file) if model_file else None
+        return remembered or self.config.chat_format
+
+    def format_label(self, model_file: str | None) -> str:
+        """The name of the format the loaded model uses, as the pages show it."""
+        loaded = self.engine.loaded
+        if loaded is None:
+            return ""
+        try:
+            fmt = choose_format(self.format_choice(model_file), loaded.info)
+        except LocalChatError as exc:
+            return str(exc)
+        return self.labels["format_gguf"] if fmt.name == "gguf" else fmt.name
+
+    def new_session(self, system_prompt: str | None = None) -> ChatSession:
+        """A fresh conversation with the configured settings."""
+        return ChatSession(
+            self.engine,
+            chat_format=self.config.chat_format,
+            system_prompt=self.config.system_prompt if system_prompt is None else system_prompt,
+            params=self.config.sampling,
+        )
+
+
+_app: AppContext | None = None
+
+
+def install(context: AppContext) -> None:
+    """Make `context` the one the pages use."""
+    global _app
+    _app = context
+
+
+def app() -> AppContext:
+    """The installed context (main.py installs it before the server starts)."""
+    if _app is None:
+        raise RuntimeError("pages.context.install() was not called")
+    return _app

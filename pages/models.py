@@ -1,0 +1,306 @@
+"""The models page (`/models`): the models folder as a table, loading a model, its chat format.
+
+Loading runs in a thread (a real model takes seconds) with a visible loading state; a file that
+fails keeps the previous model in use and shows the engine's reason. The chat format can be
+overridden per model (remembered in the preferences file), with the exact prompt it produces.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+import pandas as pd
+import taipy.gui.builder as tgb
+from taipy.gui import Gui, State, get_state_id, invoke_callback, notify
+
+from llm.config import FORMAT_CHOICES
+from llm.errors import LocalChatError
+from llm.gguf_file import human_size
+from llm.model_files import ModelEntry, choose_format, detect_format, resolve_model, scan_models
+from llm.prompts import FORMATS, render_prompt
+
+from . import chat
+from .context import app
+
+# Page variables: module-level defaults that `init_state` replaces for every tab.
+folder_line = ""
+model_table: Any = pd.DataFrame()
+model_names: list[str] = []
+has_models = False
+selected_model = ""
+loading = False
+loading_line = ""
+loaded_line = ""
+load_error = ""
+format_choice = "auto"
+format_lov: list[tuple[str, str]] = []
+format_title = ""
+prompt_preview = ""
+
+_FRAME = inspect.currentframe()  # binds the page to this module's variables
+
+
+def init_state(state: State) -> None:
+    """Fill the page for a new tab."""
+    refresh(state)
+
+
+def refresh(state: State) -> None:
+    """Rescan the folder and redraw everything (after a load, a rescan, a format change)."""
+    ctx = app()
+    t = ctx.labels
+    entries = scan_models(ctx.config.models_dir)
+    loaded = ctx.engine.loaded
+    loaded_path = loaded.info.path if loaded else None
+    state.folder_line = t["models_folder"].format(folder=ctx.config.models_dir)
+    state.model_table = _table(entries, loaded_path)
+    state.model_names = [e.file_name for e in entries]
+    state.has_models = bool(entries)
+    if state.selected_model not in state.model_names:
+        state.selected_model = (
+            loaded.info.file_name
+            if loaded and loaded.info.file_name in state.model_names
+            else (entries[0].file_name if entries else "")
+        )
+    if loaded:
+        state.loaded_line = t["current_model"].format(
+            model=loaded.info.file_name, n_ctx=loaded.n_ctx
+        )
+    else:
+        state.loaded_line = t["current_none"]
+    _show_format(state, entries)
+
+
+_COLUMNS = (
+    "col_file",
+    "col_name",
+    "col_arch",
+    "col_params",
+    "col_quant",
+    "col_size",
+    "col_context",
+    "col_format",
+    "col_status",
+)
+
+
+def _table(entries: list[ModelEntry], loaded_path: str | None) -> pd.DataFrame:
+    t = app().labels
+    rows = []
+    for e in entries:
+        info = e.info
+        status = e.error or (t["status_loaded"] if e.path == loaded_path else t["status_ok"])
+        rows.append(
+            {
+                t["col_file"]: e.file_name,
+                t["col_name"]: info.name if info else "",
+                t["col_arch"]: info.architecture if info else "",
+                t["col_params"]: _count(info.parameter_count) if info else "",
+                t["col_quant"]: info.file_type if info else "",
+                t["col_size"]: human_size(e.size_bytes),
+                t["col_context"]: f"{info.context_length:,}" if info else "",
+                t["col_format"]: e.chat_format,
+                t["col_status"]: status,
+            }
+        )
+    return pd.DataFrame(rows, columns=[t[key] for key in _COLUMNS])
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _show_format(state: State, entries: list[ModelEntry] | None = None) -> None:
+    """The format choice for the selected model and the exact prompt it gives."""
+    ctx = app()
+    t = ctx.labels
+    name = state.selected_model
+    if entries is None:
+        entries = scan_models(ctx.config.models_dir)
+    info = next((e.info for e in entries if e.file_name == name), None)
+    if info is None:
+        state.format_title = ""
+        state.format_lov = []
+        state.prompt_preview = ""
+        return
+    detected = detect_format(info)
+    auto_label = t["format_auto"].format(
+        detected=t["format_gguf"] if detected == "gguf" else detected
+    )
+    state.format_lov = [("auto", auto_label), *((f, f) for f in FORMAT_CHOICES if f != "auto")]
+    state.format_choice = ctx.format_choice(name)
+    state.format_title = t["format_for"].format(model=name)
+    sample = [
+        {"role": "system", "content": ctx.config.system_prompt},
+        {"role": "user", "content": t["sample_question"]},
+        {"role": "assistant", "content": t["sample_answer"]},
+        {"role": "user", "content": t["sample_follow_up"]},
+    ]
+    if not ctx.config.system_prompt:
+        sample = sample[1:]
+    try:
+        fmt = choose_format(state.format_choice, info)
+        fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
+        rendered = render_prompt(fmt, sample, fallback=fallback)
+        notes = "".join(f"\n# {w}" for w in rendered.warnings)
+        state.prompt_preview = rendered.text + notes
+    except LocalChatError as exc:
+        state.prompt_preview = str(exc)
+
+
+def select_model(state: State, *_: Any) -> None:
+    """A new model chosen in the selector: show its format."""
+    _show_format(state)
+
+
+def pick_row(state: State, var_name: str, payload: dict[str, Any]) -> None:
+    """A click on a table row selects that model."""
+    index = payload.get("index")
+    if isinstance(index, int) and 0 <= index < len(state.model_names):
+        state.selected_model = state.model_names[index]
+        _show_format(state)
+
+
+def rescan(state: State) -> None:
+    refresh(state)
+
+
+def change_format(state: State, *_: Any) -> None:
+    """Remember the chosen format for the selected model; chats use it from the next reply."""
+    ctx = app()
+    try:
+        ctx.prefs.set_chat_format(state.selected_model, state.format_choice)
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        state.format_choice = ctx.format_choice(state.selected_model)
+        return
+    _show_format(state)
+    fmt = state.format_choice
+    notify(state, "info", ctx.labels["format_saved"].format(model=state.selected_model, format=fmt))
+    state.get_gui().broadcast_callback(refresh_everywhere)
+
+
+def load_model(state: State) -> None:
+    """Load button: load the selected model in a thread; the page shows it is loading."""
+    ctx = app()
+    name = state.selected_model
+    if state.loading or not name:
+        return
+    try:
+        path = resolve_model(name, ctx.config.models_dir, allow_paths=False)
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        return
+    state.loading = True
+    state.load_error = ""
+    state.loading_line = ctx.labels["loading"].format(model=name)
+    worker = threading.Thread(
+        target=_load,
+        args=(state.get_gui(), get_state_id(state), name, str(path)),
+        name="model-load",
+        daemon=True,
+    )
+    worker.start()
+
+
+def _load(gui: Gui, state_id: str, name: str, path: str) -> None:
+    error = ""
+    try:
+        app().engine.load(path)
+    except Exception as exc:  # whatever happens, the page must leave its loading state
+        error = str(exc) or type(exc).__name__
+    invoke_callback(gui, state_id, _load_done, [name, error])
+
+
+def _load_done(state: State, name: str, error: str) -> None:
+    t = app().labels
+    state.loading = False
+    state.loading_line = ""
+    if error:
+        state.load_error = t["load_failed"].format(error=error)
+        notify(state, "error", error)
+        refresh(state)
+    else:
+        notify(state, "success", t["loaded"].format(model=name))
+        state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows the new model
+
+
+def refresh_everywhere(state: State) -> None:
+    """Broadcast target: redraw what depends on the loaded model in one tab."""
+    refresh(state)
+    chat.refresh_model(state)
+
+
+def _row_class(state: State, index: int, row: Any) -> str:
+    t = app().labels
+    status = row[t["col_status"]]
+    if status == t["status_loaded"]:
+        return "lc-row-loaded"
+    return "" if status == t["status_ok"] else "lc-row-error"
+
+
+def build_page() -> tgb.Page:
+    """The models page, labelled in the configured language."""
+    t = app().labels
+    with tgb.Page(frame=_FRAME) as page:
+        with tgb.layout("1fr auto", class_name="lc-folder-bar"):
+            with tgb.part(id="models_folder"):  # markdown text drops its own id
+                tgb.text("{folder_line}", mode="md")
+            tgb.button(t["rescan"], id="rescan", on_action=rescan)
+        with tgb.part(render="{not has_models}"):
+            tgb.text(t["no_models"], id="no_models")
+        with tgb.part(render="{has_models}"):
+            tgb.table(
+                "{model_table}",
+                id="model_table",
+                show_all=True,
+                height="auto",
+                on_action=pick_row,
+                row_class_name=_row_class,
+                class_name="lc-model-table",
+            )
+        with tgb.layout("2fr 3fr", columns__mobile="1", class_name="lc-models-lower"):
+            with tgb.part(class_name="lc-card"):
+                tgb.text(t["load_title"], class_name="lc-card-title")
+                with tgb.part(id="loaded_line"):  # markdown text drops its own id
+                    tgb.text("{loaded_line}", mode="md")
+                with tgb.layout("1fr auto", class_name="lc-load-bar"):
+                    tgb.selector(
+                        "{selected_model}",
+                        lov="{model_names}",
+                        dropdown=True,
+                        label=t["choose_model"],
+                        id="model_select",
+                        on_change=select_model,
+                        class_name="fullwidth",
+                    )
+                    tgb.button(
+                        t["load"], id="load_model", on_action=load_model, active="{not loading}"
+                    )
+                with tgb.part(render="{loading}", class_name="lc-loading"):
+                    tgb.progress(linear=True)
+                    tgb.text("{loading_line}", id="loading")
+                with tgb.part(render="{load_error != ''}", class_name="lc-error"):
+                    tgb.text("{load_error}", id="load_error")
+            with tgb.part(class_name="lc-card", render="{format_title != ''}"):
+                tgb.text(t["format_title"], class_name="lc-card-title")
+                tgb.text("{format_title}", mode="md")
+                tgb.selector(
+                    "{format_choice}",
+                    lov="{format_lov}",
+                    value_by_id=True,
+                    dropdown=True,
+                    id="format_select",
+                    on_change=change_format,
+                    class_name="fullwidth",
+                )
+                tgb.text(t["preview_title"], class_name="lc-preview-title")
+                tgb.text(
+                    "{prompt_preview}", mode="pre", id="prompt_preview", class_name="lc-preview"
+                )
+    return page

@@ -1,0 +1,57 @@
+"""Two small scripts added to the page Taipy serves, for what Taipy cannot be told to do.
+
+- One state per browser tab: Taipy's front end keeps its client id in `localStorage`, which
+  every tab of the site shares, so a second tab would reconnect with the first tab's id and get
+  the same state (one conversation mixed across tabs). The script keeps that one key in
+  `sessionStorage` instead: each tab has its own id, kept across reloads of that tab. It must
+  run before Taipy's scripts, hence inline at the top of <head>.
+- Typing on after a reply: the message input is disabled while a reply runs, which takes the
+  focus away; when it is enabled again and nothing else has the focus, it gets it back.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+CLIENT_ID_KEY = "TaipyClientId"
+
+_PER_TAB_STATE = (
+    "(() => {"
+    f"const key = {CLIENT_ID_KEY!r};"
+    "const get = Storage.prototype.getItem, set = Storage.prototype.setItem,"
+    " remove = Storage.prototype.removeItem;"
+    "const store = (s, k) => (s === window.localStorage && k === key ? window.sessionStorage : s);"
+    "Storage.prototype.getItem = function (k) { return get.call(store(this, k), k); };"
+    "Storage.prototype.setItem = function (k, v) { return set.call(store(this, k), k, v); };"
+    "Storage.prototype.removeItem = function (k) { return remove.call(store(this, k), k); };"
+    "})();"
+)
+
+_REFOCUS_CHAT_INPUT = (
+    "(() => {"
+    "let wasDisabled = false;"
+    "new MutationObserver(() => {"
+    "const input = document.querySelector('#message');"
+    "if (!input) { wasDisabled = false; return; }"
+    "const idle = !document.activeElement || document.activeElement === document.body;"
+    "if (wasDisabled && !input.disabled && idle) input.focus();"
+    "wasDisabled = input.disabled;"
+    "}).observe(document.documentElement, {subtree: true, attributes: true,"
+    " attributeFilter: ['disabled'], childList: true});"
+    "})();"
+)
+
+SCRIPT = f"<script>{_PER_TAB_STATE}{_REFOCUS_CHAT_INPUT}</script>"
+
+
+def add_page_scripts(flask_app: Flask) -> None:
+    """Add the scripts to every HTML page `flask_app` serves (Taipy's single index page)."""
+
+    @flask_app.after_request
+    def _add_script(response: Response) -> Response:
+        if response.mimetype != "text/html" or response.direct_passthrough:
+            return response
+        html = response.get_data(as_text=True)
+        if "<head>" in html and SCRIPT not in html:
+            response.set_data(html.replace("<head>", "<head>" + SCRIPT, 1))
+        return response

@@ -1,0 +1,218 @@
+"""Helpers for the end-to-end web tests: the app as a real subprocess, Chromium via Playwright.
+
+`running_app()` starts `python main.py` on a free 127.0.0.1 port with its own config file,
+models folder and data folder, waits (bounded) until it answers HTTP, and stops it afterwards.
+`chromium()` launches Debian's Chromium. The page helpers below drive the chat and models
+pages the way a user does (typing, clicking), and wait with deadlines, never sleeps alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 60
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    """A started app: its base URL, process, folders and log file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    models_dir: Path
+    data_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_until_serving(app: RunningApp) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise RuntimeError(f"the app exited with {app.process.returncode}:\n{app.log()}")
+        try:
+            with urllib.request.urlopen(app.url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the app did not answer within {START_TIMEOUT_S} s:\n{app.log()}")
+
+
+@contextlib.contextmanager
+def running_app(
+    work_dir: Path,
+    models_dir: Path,
+    *,
+    config_toml: str = "",
+    args: tuple[str, ...] = (),
+) -> Iterator[RunningApp]:
+    """Run main.py until the block ends. `config_toml` is the app's whole config file."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config_path = work_dir / "config.toml"
+    config_path.write_text(config_toml, encoding="utf-8")
+    data_dir = work_dir / "data"
+    log_path = work_dir / "app.log"
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(PROJECT_DIR),
+        LOCALCHAT_CONFIG=str(config_path),
+        LOCALCHAT_DATA_DIR=str(data_dir),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("LOCALCHAT_MODELS_DIR", None)
+    command = [
+        sys.executable,
+        str(PROJECT_DIR / "main.py"),
+        "--port",
+        str(port),
+        "--models-dir",
+        str(models_dir),
+        *args,
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    app = RunningApp(f"http://127.0.0.1:{port}/", process, models_dir, data_dir, log_path)
+    try:
+        _wait_until_serving(app)
+        yield app
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+_announced: set[Path] = set()
+
+
+def screenshots_dir(request: pytest.FixtureRequest) -> Path:
+    """The run's screenshots folder (created once, its path printed in the test output):
+    `LOCALCHAT_SCREENSHOTS_DIR` if set (e.g. for CI artifacts), else one in pytest's temp."""
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    chosen = os.environ.get("LOCALCHAT_SCREENSHOTS_DIR")
+    folder = Path(chosen) if chosen else factory.getbasetemp() / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder not in _announced:
+        _announced.add(folder)
+        # Printed past pytest's output capture, so it shows in every run.
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\nweb test screenshots: {folder}", flush=True)
+    return folder
+
+
+# Page helpers ------------------------------------------------------------------------------
+
+
+def open_page(browser: Browser, url: str) -> Page:
+    """A new tab (own Taipy client) showing `url`, with the app connected."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(15_000)
+    page.goto(url)
+    page.wait_for_selector("#navbar")
+    return page
+
+
+def chat_input(page: Page):  # -> Locator
+    return page.locator("#message")
+
+
+def live_reply(page: Page):  # -> Locator: the reply being written
+    return page.locator("#live_reply")
+
+
+def bubbles(page: Page, kind: str):  # kind: "sent" (user) or "received" (assistant)
+    return page.locator(f"#chat .taipy-chat-{kind} .MuiPaper-root")
+
+
+def send_message(page: Page, text: str) -> None:
+    """Type `text` in the message input and press Enter."""
+    box = chat_input(page)
+    expect(box).to_be_enabled()
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_for_reply_end(page: Page, timeout_ms: int = 30_000, marker: str = "tokens/s") -> str:
+    """Wait until the last assistant bubble shows its figures line (which holds `marker`);
+    return the bubble text."""
+    last = bubbles(page, "received").last
+    expect(last).to_contain_text(marker, timeout=timeout_ms)
+    expect(chat_input(page)).to_be_enabled()
+    return last.inner_text()
+
+
+def notifications(page: Page):  # -> Locator of the notification texts
+    return page.locator("#notistack-snackbar")
+
+
+def go_to(page: Page, name: str) -> None:
+    """Click a navbar tab ("Chat"/"Models" or their translations)."""
+    page.locator("#navbar").get_by_role("tab", name=name).click()
+
+
+def choose_option(page: Page, selector_id: str, value: str) -> None:
+    """Pick `value` in a Taipy dropdown selector."""
+    page.locator(f"#{selector_id}").click()
+    page.locator(f"[role=listbox] [role=option][data-value='{value}']").click()
+    expect(page.locator("[role=listbox]")).to_have_count(0)
+
+
+def load_model(page: Page, file_name: str, *, models_tab: str = "Models") -> None:
+    """On the models page: select `file_name` and press Load (the caller waits for the end)."""
+    if not page.url.endswith("/models"):
+        go_to(page, models_tab)
+    choose_option(page, "model_select", file_name)
+    page.locator("#load_model").click()

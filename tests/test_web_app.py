@@ -1,0 +1,512 @@
+"""The web app end to end: `python main.py` as a subprocess, driven in real Chromium.
+
+One app process serves the whole module (English UI, dark mode). Its models folder holds the
+instant scripted models, a slower scripted model whose replies take a few seconds (to watch
+streaming and stop it), and a truncated file. Each test loads the model it needs through the
+models page, as a user would, so the tests do not depend on their order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import (
+    RunningApp,
+    bubbles,
+    chat_input,
+    choose_option,
+    chromium,
+    go_to,
+    live_reply,
+    load_model,
+    notifications,
+    open_page,
+    running_app,
+    screenshots_dir,
+    send_message,
+    wait_for_reply_end,
+)
+from conftest import REPLY
+from gguf_factory import write_scripted_model, write_truncated
+from playwright.sync_api import Browser, Page, expect
+
+pytestmark = pytest.mark.timeout(120)
+
+# The slow model replies " w0 w1 ... w99": 100 tokens with real per-token cost (a few s).
+SLOW_SCRIPT = [f" w{i}" for i in range(100)]
+SLOW_REPLY = "".join(SLOW_SCRIPT).strip()
+# A reply with markdown and a single newline inside a paragraph.
+MARKDOWN_SCRIPT = ["**Paris**", " is", " big.\n", "Really", " big", ".\n\n", "`x = 1`"]
+FAST, CHATML, SLOW, MARKDOWN, BROKEN = (
+    "tinyllama-scripted.gguf",
+    "chatml-scripted.gguf",
+    "slow-scripted.gguf",
+    "markdown-scripted.gguf",
+    "broken.gguf",
+)
+CONFIG = """
+[app]
+title = "LocalChat"
+language = "en"
+dark_mode = true
+
+[inference]
+n_ctx = 1024
+n_threads = 1
+max_tokens = 512
+"""
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+@pytest.fixture(scope="module")
+def web_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("web-models")
+    for name in (FAST, CHATML):
+        _link_or_copy(models_dir / name, folder / name)
+    write_scripted_model(
+        folder / SLOW,
+        SLOW_SCRIPT,
+        name="Slow Scripted",
+        n_embd=1024,
+        n_layer=12,
+        n_ff=4096,
+        dtype="f16",
+    )
+    write_scripted_model(folder / MARKDOWN, MARKDOWN_SCRIPT, name="Markdown Scripted")
+    write_truncated(folder / BROKEN, folder / FAST)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(web_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    work = tmp_path_factory.mktemp("web-app")
+    with running_app(work, web_models, config_toml=CONFIG, args=("--model", FAST)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
+    tab = open_page(browser, app.url)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    return screenshots_dir(request)
+
+
+def _use_model(page: Page, name: str) -> None:
+    """Load `name` on the models page (if not loaded yet) and come back to the chat."""
+    go_to(page, "Models")
+    expect(page.locator("#loaded_line")).not_to_be_empty()
+    if name not in page.locator("#loaded_line").inner_text():
+        load_model(page, name)
+        expect(page.locator("#loaded_line")).to_contain_text(name, timeout=60_000)
+    go_to(page, "Chat")
+    expect(page.locator("#model_line")).to_contain_text(name)
+
+
+def _status(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# HTTP --------------------------------------------------------------------------------------
+
+
+def test_sources_settings_models_and_data_are_not_served(app: RunningApp) -> None:
+    (app.data_dir / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
+    (app.data_dir / "notes.txt").write_text("private")
+    assert _status(app.url) == 200
+    assert _status(app.url + "main.css") == 200  # the one file the pages need
+    for path in (
+        "main.py",
+        "config.toml",
+        ".taipyignore",
+        "llm/engine.py",
+        "llm/config.py",
+        "pages/chat.py",
+        "pages/i18n.py",
+        "tests/conftest.py",
+        "requirements.txt",
+        "README.md",
+        "data/preferences.json",
+        f"models/{FAST}",
+        "models/anything.gguf",
+    ):
+        assert _status(app.url + path) == 404, path
+    # The app's folders outside the project are not reachable either.
+    assert _status(app.url + f"{app.models_dir.name}/{FAST}") == 404
+    assert _status(app.url + "data/notes.txt") == 404
+
+
+def test_taipyignore_covers_every_file_but_the_style_sheet() -> None:
+    # The same matcher Taipy applies to each request for a file under the project folder,
+    # for files the HTTP test above cannot count on existing (models, the database).
+    from gitignore_parser import parse_gitignore
+
+    project = Path(__file__).resolve().parent.parent
+    ignored = parse_gitignore(project / ".taipyignore")
+    assert not ignored(str(project / "main.css"))
+    for path in (
+        "main.py",
+        "config.toml",
+        "models/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf",
+        "models/partial.gguf.incomplete",
+        "data/localchat.db",
+        "data/preferences.json",
+        "llm/worker.py",
+        "pages/models.py",
+        "bench/run.py",
+        ".git/config",
+        ".venv/pyvenv.cfg",
+        "anything-new.txt",
+    ):
+        assert ignored(str(project / path)), path
+
+
+def test_other_web_sites_cannot_open_the_app_socket(app: RunningApp) -> None:
+    handshake = app.url + "socket.io/?EIO=4&transport=polling"
+    assert _status(handshake) == 200
+    assert _status(handshake, {"Origin": app.url.rstrip("/")}) == 200
+    assert _status(handshake, {"Origin": "https://evil.example"}) == 400
+
+
+# Chat page ---------------------------------------------------------------------------------
+
+
+def test_root_lands_on_chat_with_the_model_and_its_format(page: Page, shots: Path) -> None:
+    expect(page).to_have_url(re.compile(r"/chat$"))
+    _use_model(page, FAST)
+    expect(page.locator("#model_line")).to_contain_text("chat format zephyr")
+    expect(page.locator("#open_models")).to_have_count(0)
+    expect(page.locator("#stop")).to_be_disabled()
+    expect(page.locator("#system_prompt")).to_have_value(
+        "You are a geography expert and assist users by answering their questions"
+    )
+    page.screenshot(path=shots / "chat-empty-dark.png")
+
+
+def test_a_message_gets_the_reply_with_its_figures(page: Page, shots: Path) -> None:
+    _use_model(page, FAST)
+    send_message(page, "What is the capital of France?")
+    expect(bubbles(page, "sent").last).to_have_text("What is the capital of France?")
+    text = wait_for_reply_end(page)
+    assert text.startswith(REPLY)
+    assert re.search(r"7 tokens · first token \d+\.\d\d s · \d+\.\d tokens/s", text), text
+    expect(chat_input(page)).to_have_value("")
+    expect(chat_input(page)).to_be_focused()  # ready for the next message
+    # A second turn goes on in the same conversation.
+    send_message(page, "And of Italy?")
+    expect(bubbles(page, "received")).to_have_count(2)
+    wait_for_reply_end(page)
+    expect(bubbles(page, "sent")).to_have_count(2)
+    page.screenshot(path=shots / "chat-dark.png")
+
+
+def test_markdown_is_rendered_with_newlines_and_html_stays_text(page: Page) -> None:
+    _use_model(page, MARKDOWN)
+    attack = "<img src=x onerror=window.lcInjected=1> **bold** `code`"
+    send_message(page, attack)
+    wait_for_reply_end(page)
+    reply = bubbles(page, "received").last
+    expect(reply.locator("strong")).to_have_text("Paris")
+    expect(reply.locator("code")).to_have_text("x = 1")
+    first_paragraph = reply.locator("p").first
+    assert first_paragraph.inner_text() == "Paris is big.\nReally big."  # newline kept
+    assert first_paragraph.evaluate("e => e.getBoundingClientRect().height") > 30  # two lines
+    sent = bubbles(page, "sent").last
+    expect(sent.locator("strong")).to_have_text("bold")  # the user's markdown renders too
+    expect(sent).to_contain_text("<img src=x onerror=window.lcInjected=1>")  # as text
+    expect(page.locator("#chat img")).to_have_count(0)
+    assert page.evaluate("window.lcInjected") is None
+
+
+def test_bad_generation_settings_are_refused_and_nothing_is_sent(page: Page) -> None:
+    _use_model(page, FAST)
+    page.get_by_text("Generation settings").click()
+    max_tokens = page.locator("#max_tokens")
+
+    def set_max_tokens(value: str) -> None:
+        max_tokens.fill(value)
+        max_tokens.press("Tab")
+        time.sleep(1)  # Taipy sends a field's change after a short delay; a user is slower
+
+    set_max_tokens("0")
+    send_message(page, "Hello")
+    refused = "sampling.max_tokens = 0 is out of range (1 to 1000000)"
+    expect(notifications(page).filter(has_text=refused)).to_be_visible()
+    expect(bubbles(page, "sent")).to_have_count(0)
+    expect(chat_input(page)).to_be_enabled()
+    set_max_tokens("3")  # a valid value is used for the next reply
+    send_message(page, "Hello")
+    text = wait_for_reply_end(page)
+    assert text.startswith("Paris is the\n")
+    assert "3 tokens" in text and "cut at the token limit" in text
+
+
+def test_an_empty_message_does_nothing(page: Page) -> None:
+    _use_model(page, FAST)
+    for text in ("", "   ", "\n"):
+        chat_input(page).fill(text)
+        chat_input(page).press("Enter")
+    time.sleep(0.5)  # give a wrongly sent message time to show up
+    expect(bubbles(page, "sent")).to_have_count(0)
+    expect(bubbles(page, "received")).to_have_count(0)
+    expect(live_reply(page)).to_have_count(0)
+
+
+def test_shift_enter_writes_a_second_line(page: Page) -> None:
+    _use_model(page, FAST)
+    box = chat_input(page)
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(bubbles(page, "sent")).to_have_count(0)
+    box.press("Enter")
+    expect(bubbles(page, "sent").last).to_have_text("first line\nsecond line")
+    wait_for_reply_end(page)
+
+
+def test_new_chat_starts_an_empty_conversation(page: Page) -> None:
+    _use_model(page, FAST)
+    send_message(page, "What is the capital of France?")
+    wait_for_reply_end(page)
+    page.locator("#new_chat").click()
+    expect(bubbles(page, "sent")).to_have_count(0)
+    expect(bubbles(page, "received")).to_have_count(0)
+    send_message(page, "Hello again")
+    wait_for_reply_end(page)
+    expect(bubbles(page, "sent")).to_have_count(1)
+
+
+def test_two_tabs_keep_separate_conversations(app: RunningApp, browser: Browser) -> None:
+    first = open_page(browser, app.url)
+    second = open_page(browser, app.url)
+    try:
+        _use_model(first, FAST)
+        first.locator("#system_prompt").fill("Answer like a pirate")
+        first.locator("#system_prompt").press("Tab")
+        send_message(first, "Only in the first tab")
+        wait_for_reply_end(first)
+        second.reload()  # whatever the first tab did, a fresh look at the second
+        second.wait_for_selector("#chat")
+        expect(bubbles(second, "sent")).to_have_count(0)
+        expect(second.locator("#system_prompt")).to_have_value(
+            "You are a geography expert and assist users by answering their questions"
+        )
+        send_message(second, "Only in the second tab")
+        wait_for_reply_end(second)
+        expect(bubbles(second, "sent")).to_have_text(["Only in the second tab"])
+        expect(bubbles(first, "sent")).to_have_text(["Only in the first tab"])
+        expect(first.locator("#system_prompt")).to_have_value("Answer like a pirate")
+        first.reload()  # a tab keeps its own conversation across a reload
+        expect(bubbles(first, "sent")).to_have_text(["Only in the first tab"])
+    finally:
+        first.close()
+        second.close()
+
+
+def _record_reply_texts(page: Page) -> None:
+    """Record every text the reply being written shows, with the time it appeared."""
+    page.evaluate(
+        """() => {
+        window.lcSamples = [];
+        new MutationObserver(() => {
+            const live = document.querySelector('#live_reply');
+            if (!live) return;
+            const text = live.innerText;
+            const s = window.lcSamples;
+            if (!s.length || s[s.length - 1].text !== text)
+                s.push({at: performance.now(), text: text});
+        }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }"""
+    )
+
+
+def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
+    _use_model(page, SLOW)
+    _record_reply_texts(page)
+    send_message(page, "Count for me")
+    # While the reply runs: Stop is on, sending is off.
+    expect(page.locator("#stop")).to_be_enabled()
+    expect(chat_input(page)).to_be_disabled()
+    expect(live_reply(page)).to_contain_text(" w20", timeout=30_000)
+    expect(bubbles(page, "sent")).to_have_text(["Count for me"])
+    page.screenshot(path=shots / "chat-streaming-dark.png")
+    final = wait_for_reply_end(page)
+    assert final.startswith(SLOW_REPLY)
+    assert "100 tokens" in final
+    expect(live_reply(page)).to_have_count(0)  # the finished reply moved into the chat
+    expect(page.locator("#stop")).to_be_disabled()
+
+    samples = page.evaluate("window.lcSamples")
+    partial = [s for s in samples if s["text"].strip() not in ("", "…")]
+    lengths = [len(s["text"]) for s in partial]
+    assert len(partial) >= 5, f"only {len(partial)} updates: {lengths}"
+    assert lengths == sorted(lengths), "the text must only grow"
+    assert all(SLOW_REPLY.startswith(s["text"].strip()) for s in partial)
+    spread_s = (partial[-1]["at"] - partial[0]["at"]) / 1000
+    assert spread_s > 0.5, f"updates came all at once ({spread_s:.2f} s apart)"
+    rate = len(partial) / max(spread_s, 1e-3)
+    assert 2 <= rate <= 15, f"{rate:.1f} updates/s (throttled to about 10)"
+
+
+def test_stop_ends_the_reply_and_keeps_its_text(page: Page) -> None:
+    _use_model(page, SLOW)
+    send_message(page, "Count for me")
+    expect(live_reply(page)).to_contain_text(" w10", timeout=30_000)
+    page.locator("#stop").click()
+    shown_at_click = len(live_reply(page).inner_text().split())
+    final = wait_for_reply_end(page)
+    assert "stopped" in final
+    words = final.split("\n")[0].split()
+    assert words == [f"w{i}" for i in range(len(words))], "the text written so far is kept"
+    assert len(words) < len(SLOW_SCRIPT)
+    assert len(words) <= shown_at_click + 25, "the reply went on after Stop"
+    # The conversation goes on after a stop.
+    send_message(page, "Go on")
+    expect(page.locator("#stop")).to_be_enabled()
+    page.locator("#stop").click()
+    expect(bubbles(page, "received")).to_have_count(2)
+    assert "stopped" in wait_for_reply_end(page)
+
+
+# Models page -------------------------------------------------------------------------------
+
+
+def test_models_page_lists_the_folder_and_switches_models(
+    page: Page, app: RunningApp, shots: Path
+) -> None:
+    _use_model(page, FAST)
+    go_to(page, "Models")
+    expect(page.locator("#models_folder")).to_contain_text(str(app.models_dir))
+    table = page.locator("#model_table")
+    for name in (FAST, CHATML, SLOW, BROKEN):
+        expect(table).to_contain_text(name)
+    expect(table).to_contain_text("truncated")
+    expect(table.locator("tr", has_text=FAST)).to_contain_text("zephyr")
+    expect(table.locator("tr", has_text=FAST)).to_contain_text("loaded")
+    table.locator("tr", has_text=CHATML).click()  # a row click selects its model
+    expect(page.locator("#model_select")).to_have_text(CHATML)
+    page.locator("#load_model").click()
+    expect(notifications(page).filter(has_text=f"Loaded {CHATML}")).to_be_visible(timeout=60_000)
+    expect(page.locator("#loaded_line")).to_contain_text(CHATML)
+    expect(table.locator("tr", has_text=CHATML)).to_contain_text("loaded")
+    page.screenshot(path=shots / "models-dark.png", full_page=True)
+    go_to(page, "Chat")
+    expect(page.locator("#model_line")).to_contain_text(CHATML)
+    expect(page.locator("#model_line")).to_contain_text("chatml")
+    send_message(page, "Hello")
+    assert wait_for_reply_end(page).startswith(REPLY)
+
+
+def test_loading_shows_progress_and_a_rescan_finds_new_files(page: Page, web_models: Path) -> None:
+    _use_model(page, FAST)
+    go_to(page, "Models")
+    # Loading may be quick: record what the page showed while it lasted.
+    page.evaluate(
+        """() => {
+        window.lcLoading = [];
+        new MutationObserver(() => {
+            const shown = document.querySelector('#loading');
+            const button = document.querySelector('#load_model');
+            if (shown) window.lcLoading.push([shown.innerText, button.disabled]);
+        }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }"""
+    )
+    load_model(page, SLOW)
+    expect(page.locator("#loaded_line")).to_contain_text(SLOW, timeout=60_000)
+    expect(notifications(page).filter(has_text=f"Loaded {SLOW}")).to_be_visible()
+    expect(page.locator("#load_model")).to_be_enabled()
+    seen = page.evaluate("window.lcLoading")
+    assert [f"Loading {SLOW}…", True] in seen, seen
+    extra = web_models / "dropped-in.gguf"
+    _link_or_copy(web_models / CHATML, extra)
+    try:
+        page.locator("#rescan").click()
+        expect(page.locator("#model_table")).to_contain_text("dropped-in.gguf")
+    finally:
+        extra.unlink()
+    page.locator("#rescan").click()
+    expect(page.locator("#model_table")).not_to_contain_text("dropped-in.gguf")
+
+
+def test_a_bad_model_file_shows_why_and_the_chat_keeps_working(page: Page, shots: Path) -> None:
+    _use_model(page, FAST)
+    go_to(page, "Models")
+    load_model(page, BROKEN)
+    reason = re.compile(rf"{BROKEN}: truncated: \d+\.\d KB of \d+\.\d KB")
+    expect(notifications(page).filter(has_text=reason)).to_be_visible(timeout=30_000)
+    expect(page.locator("#load_error")).to_contain_text(reason)
+    expect(page.locator("#loaded_line")).to_contain_text(FAST)
+    page.screenshot(path=shots / "models-bad-file-dark.png", full_page=True)
+    go_to(page, "Chat")
+    expect(page.locator("#model_line")).to_contain_text(FAST)
+    send_message(page, "Still there?")
+    assert wait_for_reply_end(page).startswith(REPLY)
+
+
+def test_format_override_is_previewed_remembered_and_used(page: Page, app: RunningApp) -> None:
+    _use_model(page, FAST)
+    go_to(page, "Models")
+    choose_option(page, "model_select", FAST)
+    preview = page.locator("#prompt_preview")
+    expect(preview).to_contain_text("<|user|>")  # zephyr, found from the model's name
+    expect(page.locator("#format_select")).to_contain_text("auto (zephyr)")
+    choose_option(page, "format_select", "chatml")
+    expect(preview).to_contain_text("<|im_start|>user\nWhat is the capital of France?<|im_end|>")
+    expect(preview).to_contain_text("<|im_start|>assistant")
+    saved = json.loads((app.data_dir / "preferences.json").read_text())
+    assert saved == {"chat_formats": {FAST: "chatml"}}
+    try:
+        go_to(page, "Chat")
+        expect(page.locator("#model_line")).to_contain_text("chat format chatml")
+        send_message(page, "Hello")
+        assert wait_for_reply_end(page).startswith(REPLY)
+        page.reload()  # remembered: a new visit shows the same choice
+        go_to(page, "Models")
+        choose_option(page, "model_select", FAST)
+        expect(page.locator("#format_select")).to_contain_text("chatml")
+    finally:
+        choose_option(page, "format_select", "auto")
+    expect(preview).to_contain_text("<|user|>")
+    assert json.loads((app.data_dir / "preferences.json").read_text()) == {"chat_formats": {}}
+
+
+def test_light_theme_screenshots(page: Page, shots: Path) -> None:
+    _use_model(page, FAST)
+    page.locator("#theme_toggle button[value=light]").click()
+    expect(page.locator("body.taipy-light, .taipy-light").first).to_be_attached()
+    send_message(page, "What is the capital of France?")
+    wait_for_reply_end(page)
+    page.screenshot(path=shots / "chat-light.png")
+    go_to(page, "Models")
+    expect(page.locator("#model_table")).to_be_visible()
+    page.screenshot(path=shots / "models-light.png", full_page=True)
