@@ -16,6 +16,8 @@ from llm.engine import Engine
 from llm.errors import LocalChatError
 from llm.model_files import resolve_model
 from llm.preferences import Preferences
+from llm.storage import ChatStore
+from pages.access import check_listen_address, make_server
 
 EXIT_USAGE = 2
 
@@ -33,11 +35,14 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences]:
+def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, ChatStore]:
     config = load_config(args.config).replace(
         host=args.host, port=args.port, models_dir=args.models_dir
     )
+    check_listen_address(config.host, config.access_token)
     prefs = Preferences.in_folder(config.data_dir)
+    # Opened before the model: a database LocalChat cannot use stops the start with its reason.
+    store = ChatStore.in_folder(config.data_dir)
     engine = Engine.from_config(config)
     model = args.model or config.default_model
     if model:
@@ -46,10 +51,11 @@ def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences]:
         except LocalChatError as exc:
             if args.model:  # asked for on this command line: stop here
                 engine.close()
+                store.close()
                 raise
             # The configured default is gone or broken: start anyway, the models page says why.
             print(f"warning: default model not loaded: {exc}", file=sys.stderr)
-    return config, engine, prefs
+    return config, engine, prefs, store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,13 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, taipy_args = parse_args(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0], *taipy_args]  # Taipy must not see (or choke on) our flags
     try:
-        config, engine, prefs = _startup(args)
+        config, engine, prefs, store = _startup(args)
     except LocalChatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
     # Imported here: Taipy is slow to import and not needed for a settings error.
-    from flask import Flask
     from taipy.gui import Gui
 
     import pages
@@ -71,8 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pages.i18n import labels
     from pages.page_scripts import add_page_scripts
 
-    install(AppContext(config=config, engine=engine, prefs=prefs, labels=labels(config.language)))
-    server = Flask("LocalChat")
+    context = AppContext(
+        config=config, engine=engine, prefs=prefs, labels=labels(config.language), store=store
+    )
+    install(context)
+    server = make_server("LocalChat", access_token=config.access_token, title=config.title)
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
     gui = Gui(pages=pages.create_pages(), flask=server)  # made here: Taipy finds main.css
     gui.on_init = pages.on_init
@@ -116,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         engine.close()
+        store.close()
     return 0
 
 

@@ -144,6 +144,8 @@ class Config:
     models_dir: Path = PROJECT_DIR / "models"
     # What LocalChat keeps: the chat database (localchat.db), preferences.
     data_dir: Path = PROJECT_DIR / "data"
+    # Required by the web app on any address but loopback (LOCALCHAT_ACCESS_TOKEN wins).
+    access_token: str = ""
     default_model: str = ""
     chat_format: str = "auto"
     n_ctx: int = 4096
@@ -177,6 +179,8 @@ class Config:
         """Raise ConfigError for the first bad value."""
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"app.port = {self.port} is out of range (1 to 65535)")
+        if self.access_token and len(self.access_token) < 12:
+            raise ConfigError("app.access_token is too short: use at least 12 characters")
         if self.language not in ("en", "ko"):
             raise ConfigError(f"app.language = {self.language!r} must be 'en' or 'ko'")
         if self.chat_format not in FORMAT_CHOICES:
@@ -206,6 +210,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "language": ("language", str),
         "dark_mode": ("dark_mode", bool),
         "data_dir": ("data_dir", str),
+        "access_token": ("access_token", str),
     },
     "models": {
         "dir": ("models_dir", str),
@@ -324,4 +329,6 @@ def load_config(path: str | Path | None = None) -> Config:
         config = config.replace(models_dir=os.environ["LOCALCHAT_MODELS_DIR"])
     if os.environ.get("LOCALCHAT_DATA_DIR"):
         config = config.replace(data_dir=os.environ["LOCALCHAT_DATA_DIR"])
+    if os.environ.get("LOCALCHAT_ACCESS_TOKEN"):
+        config = config.replace(access_token=os.environ["LOCALCHAT_ACCESS_TOKEN"])
     return config

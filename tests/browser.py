@@ -67,6 +67,9 @@ def _wait_until_serving(app: RunningApp) -> None:
             with urllib.request.urlopen(app.url, timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as error:
+            if error.code == 401:  # serving, behind its access token
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
