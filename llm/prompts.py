@@ -102,6 +102,9 @@ class RenderedPrompt:
         return "".join(s.text for s in self.segments)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def validate_messages(data: Any) -> list[Message]:
     """Check a conversation given as `[{"role": ..., "content": ...}]`; return a clean copy."""
     if not isinstance(data, list) or not data:
@@ -117,7 +120,8 @@ def validate_messages(data: Any) -> list[Message]:
             raise PromptError(f"message {i}: content must be a string")
         if role == "system" and i != 0:
             raise PromptError(f"message {i}: a system message may only come first")
-        messages.append({"role": role, "content": content})
+        # A lone surrogate (from a broken paste or a bad JSON escape) cannot be encoded.
+        messages.append({"role": role, "content": _LONE_SURROGATE.sub("\ufffd", content)})
     turns = [m for m in messages if m["role"] != "system"]
     for i, message in enumerate(turns):
         expected = "user" if i % 2 == 0 else "assistant"

@@ -137,7 +137,7 @@ class ChatSession:
             # Kept: a finished reply, or any text written before a Stop or a failure.
             if reply.text or reply.finish_reason in ("stop", "length"):
                 self.history += [
-                    {"role": "user", "content": text},
+                    messages[-1],  # the new message as validated
                     {"role": "assistant", "content": reply.raw_text},
                 ]
                 self._first_turn = reply.first_turn

@@ -303,3 +303,14 @@ def test_close_does_not_wait_for_an_abandoned_reply(long_model: Path) -> None:
         os.kill(pid, 0)  # the worker is gone
     with pytest.raises(EngineError):
         list(held)
+
+
+def test_hostile_text_is_refused_or_kept_as_text(engine: Engine) -> None:
+    session = chat(engine, max_tokens=16)
+    with pytest.raises(Exception, match=r"too long: .* needs \d+ tokens.* room for \d+"):
+        list(session.ask("capital? " * 12_000))  # 108,000 characters
+    assert session.history == []  # nothing half-recorded
+    odd = "nul \x00 byte, lone surrogate \ud800, bidi \u202e, emoji 🇫🇷"
+    reply = session.ask(odd)
+    assert "".join(reply) == REPLY
+    assert session.history[0]["content"] == odd.replace("\ud800", "\ufffd")
