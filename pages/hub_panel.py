@@ -16,6 +16,7 @@ of the module that builds it); the callbacks here reach them through `_page(stat
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -88,7 +89,7 @@ def models_folder_empty() -> bool:
     return not (folder.is_dir() and any(folder.glob("*.gguf")))
 
 
-class _page:  # noqa: N801 - used like a function: _page(state).var
+class _page:  # lower case: used like a function, _page(state).var
     """The models page's variables of one tab, from callbacks defined in this module."""
 
     def __init__(self, state: State) -> None:
@@ -108,7 +109,10 @@ def init_state(state: State) -> None:
     page = _page(state)
     page.machine_line = _machine_line()
     page.catalog_table, page.catalog_keys = _catalog_table()
-    page.offer_line = _offer_line()
+    # Tables take their columns from their first value: give them the right ones, empty.
+    t = app().labels
+    page.hub_results = pd.DataFrame(columns=[t[k] for k in _RESULT_COLUMNS])
+    page.hub_files = pd.DataFrame(columns=[t[k] for k in _FILE_COLUMNS])
     _apply_downloads(page, _downloads_view())
 
 
@@ -163,16 +167,26 @@ def _catalog_table() -> tuple[pd.DataFrame, list[list[Any]]]:
 def _offer_line() -> str:
     entry = catalog().recommended()
     fit = _fit(entry.repo_id, entry.file_name, entry.size_bytes)
-    return app().labels["offer_line"].format(
-        model=entry.name, size=human_size(entry.size_bytes), ram=human_size(fit.ram_needed)
+    return (
+        app()
+        .labels["offer_line"]
+        .format(model=entry.name, size=human_size(entry.size_bytes), ram=human_size(fit.ram_needed))
     )
 
 
 # --- search and listing -----------------------------------------------------------------------
-def search(state: State, *_: Any) -> None:
+_RESULT_COLUMNS = ("col_repo", "col_downloads", "col_likes", "col_access")
+_FILE_COLUMNS = ("col_file", "col_quant", "col_size", "col_ram", "col_fit")
+
+
+def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
     """Search button (or Enter): GGUF repositories, or the files of an `owner/name` typed in."""
     page = _page(state)
-    query = str(page.hub_query or "").strip()
+    args = (payload or {}).get("args") or []
+    # Enter in the box carries the text itself (the bound value may lag by the change delay).
+    typed = args[2] if len(args) > 2 and isinstance(args[2], str) else page.hub_query
+    query = str(typed or "").strip()
+    page.hub_query = query
     page.hub_error = ""
     page.confirm_big = False
     try:
@@ -194,14 +208,14 @@ def search(state: State, *_: Any) -> None:
             }
             for r in found
         ],
-        columns=[t["col_repo"], t["col_downloads"], t["col_likes"], t["col_access"]],
+        columns=[t[k] for k in _RESULT_COLUMNS],
     )
     page.hub_repo_ids = [r.repo_id for r in found]
     page.has_results = True
     page.results_line = t["results_line"].format(n=len(found), query=query or "*")
 
 
-def pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
+def hub_pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a search result: list that repository's GGUF files."""
     page = _page(state)
     index = payload.get("index")
@@ -233,8 +247,7 @@ def _show_files(page: _page, repo_id: str) -> None:
             }
         )
         keys.append([model.repo_id, model.file_name, model.size_bytes])
-    columns = [t[k] for k in ("col_file", "col_quant", "col_size", "col_ram", "col_fit")]
-    page.hub_files = pd.DataFrame(rows, columns=columns)
+    page.hub_files = pd.DataFrame(rows, columns=[t[k] for k in _FILE_COLUMNS])
     page.hub_file_keys = keys
     page.has_files = True
     gated = f" · {t['gated']}" if listing.gated else ""
@@ -243,7 +256,7 @@ def _show_files(page: _page, repo_id: str) -> None:
         _select(page, *keys[0])
 
 
-def pick_file(state: State, var_name: str, payload: dict[str, Any]) -> None:
+def hub_pick_file(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a file (or catalog) row: select it for Download."""
     page = _page(state)
     index = payload.get("index")
@@ -255,46 +268,46 @@ def pick_file(state: State, var_name: str, payload: dict[str, Any]) -> None:
 def _select(page: _page, repo_id: str, file_name: str, size: int) -> None:
     t = app().labels
     fit = _fit(repo_id, file_name, size)
-    page.pick_repo = repo_id
-    page.pick_file = file_name
-    page.pick_fit = fit.ram if fit.disk_ok else "no_disk"
+    page.chosen_repo = repo_id
+    page.chosen_file = file_name
+    page.chosen_fit = fit.ram if fit.disk_ok else "no_disk"
     page.confirm_big = False
-    page.pick_line = t["pick_line"].format(
+    page.chosen_line = t["pick_line"].format(
         file=file_name.rsplit("/", 1)[-1], repo=repo_id, size=human_size(size), fit=fit.message
     )
 
 
 # --- downloads --------------------------------------------------------------------------------
-def download_pick(state: State, *_: Any) -> None:
+def hub_download(state: State, *_: Any) -> None:
     """Download button: queue the selected file (a file that does not fit asks first)."""
     page = _page(state)
-    if not page.pick_file:
+    if not page.chosen_file:
         return
-    if page.pick_fit in ("does_not_fit", "no_disk") and not page.confirm_big:
+    if page.chosen_fit in ("does_not_fit", "no_disk") and not page.confirm_big:
         page.confirm_big = True  # the warning shows, with "Download anyway"
         return
     page.confirm_big = False
-    _queue_download(state, page.pick_repo, page.pick_file)
+    _queue_download(state, page.chosen_repo, page.chosen_file)
 
 
-def confirm_download(state: State, *_: Any) -> None:
-    """"Download anyway" after the warning."""
+def hub_download_anyway(state: State, *_: Any) -> None:
+    """ "Download anyway" after the warning."""
     page = _page(state)
     page.confirm_big = False
-    _queue_download(state, page.pick_repo, page.pick_file)
+    _queue_download(state, page.chosen_repo, page.chosen_file)
 
 
-def cancel_confirm(state: State, *_: Any) -> None:
+def hub_cancel_confirm(state: State, *_: Any) -> None:
     _page(state).confirm_big = False
 
 
 def download_recommended(state: State, *_: Any) -> None:
     """The chat page's one-click offer: queue the recommended first model, show its progress."""
-    offer_here(state)
+    hub_offer(state)
     navigate(state, "models")
 
 
-def offer_here(state: State, *_: Any) -> None:
+def hub_offer(state: State, *_: Any) -> None:
     """The models page's one-click offer of the recommended first model."""
     entry = catalog().recommended()
     _queue_download(state, entry.repo_id, entry.file_name)
@@ -314,7 +327,7 @@ def _queue_download(state: State, repo_id: str, file_name: str) -> None:
     notify(state, "info", app().labels["download_queued"].format(file=name))
 
 
-def cancel_download(state: State, button_id: str, *_: Any) -> None:
+def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
     """A slot's Cancel button (`dl_cancel_<slot>`): stop that download, delete its part."""
     page = _page(state)
     try:
@@ -369,7 +382,7 @@ def _progress_line(job: DownloadProgress, t: Any) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
@@ -416,10 +429,8 @@ def _show_downloads(state: State, view: dict[str, list[Any]], finished: bool) ->
 
         models.refresh_everywhere(state)
         if page.has_files and page.hub_file_keys:
-            try:
+            with contextlib.suppress(LocalChatError):
                 _show_files(page, page.hub_file_keys[0][0])  # "in the folder" marks
-            except LocalChatError:
-                pass
         page.machine_line = _machine_line()
 
 
@@ -445,15 +456,20 @@ def _fail(state: State, message: str) -> None:
 
 
 # --- layout -----------------------------------------------------------------------------------
-def first_model_offer(render: str = "True") -> None:
+def first_model_offer(render: str | bool = True, on_action: Any = None) -> None:
     """The one-click offer of the recommended first model (inside a page being built).
 
-    `render` is the page's expression for when to show it (e.g. "{models_empty}").
+    `render`: the page's expression for when to show it (e.g. "{models_empty}" on the chat
+    page). The button queues the download and, by default, opens the models page to show it.
     """
     t = app().labels
-    with tgb.part(render=render, class_name="lc-offer", id="first_model_offer"):
+    with tgb.part(render=render, class_name="lc-offer"):
         tgb.text(_offer_line(), mode="md")
-        tgb.button(t["offer_button"], id="download_recommended", on_action=download_recommended)
+        tgb.button(
+            t["offer_button"],
+            id="download_recommended",
+            on_action=on_action or download_recommended,
+        )
 
 
 def build_section() -> None:
@@ -472,7 +488,7 @@ def build_section() -> None:
                         tgb.button(
                             t["cancel"],
                             id=f"dl_cancel_{slot}",
-                            on_action=cancel_download,
+                            on_action=hub_cancel_download,
                             active=f"{{dl_open[{slot}]}}",
                         )
                     tgb.progress(f"{{dl_pct[{slot}]}}", linear=True, id=f"dl_bar_{slot}")
@@ -483,8 +499,8 @@ def build_section() -> None:
             id="catalog_table",
             show_all=True,
             height="auto",
-            on_action=pick_file,
-            row_class_name=_fit_class,
+            on_action=hub_pick_file,
+            row_class_name=hub_fit_class,
             class_name="lc-model-table lc-hub-table",
         )
         tgb.text(t["search_title"], class_name="lc-hub-subtitle")
@@ -493,10 +509,10 @@ def build_section() -> None:
                 "{hub_query}",
                 label=t["search_hint"],
                 id="hub_query",
-                on_action=search,
+                on_action=hub_search,
                 class_name="fullwidth",
             )
-            tgb.button(t["search"], id="hub_search", on_action=search)
+            tgb.button(t["search"], id="hub_search", on_action=hub_search)
         with tgb.part(render="{has_results}", id="hub_results_part"):
             tgb.text("{results_line}", class_name="lc-dl-line")
             tgb.table(
@@ -504,7 +520,7 @@ def build_section() -> None:
                 id="hub_results",
                 show_all=True,
                 height="auto",
-                on_action=pick_repo,
+                on_action=hub_pick_repo,
                 class_name="lc-model-table lc-hub-table",
             )
         with tgb.part(render="{has_files}", id="hub_files_part"):
@@ -515,25 +531,27 @@ def build_section() -> None:
                 id="hub_files",
                 show_all=True,
                 height="auto",
-                on_action=pick_file,
-                row_class_name=_fit_class,
+                on_action=hub_pick_file,
+                row_class_name=hub_fit_class,
                 class_name="lc-model-table lc-hub-table",
             )
-        with tgb.part(render="{pick_file != ''}", class_name="lc-pick", id="pick"):
+        with tgb.part(render="{chosen_file != ''}", class_name="lc-pick", id="pick"):
             with tgb.layout("1fr auto", class_name="lc-load-bar"):
-                with tgb.part(id="pick_line"):
-                    tgb.text("{pick_line}", mode="md")
-                tgb.button(t["download"], id="hub_download", on_action=download_pick)
+                with tgb.part(id="chosen_line"):
+                    tgb.text("{chosen_line}", mode="md")
+                tgb.button(t["download"], id="hub_download", on_action=hub_download)
             with tgb.part(render="{confirm_big}", class_name="lc-error", id="confirm_big"):
                 tgb.text(t["confirm_big"])
                 with tgb.layout("auto auto 1fr", class_name="lc-confirm-bar"):
-                    tgb.button(t["download_anyway"], id="download_anyway", on_action=confirm_download)
-                    tgb.button(t["cancel"], id="confirm_cancel", on_action=cancel_confirm)
+                    tgb.button(
+                        t["download_anyway"], id="download_anyway", on_action=hub_download_anyway
+                    )
+                    tgb.button(t["cancel"], id="confirm_cancel", on_action=hub_cancel_confirm)
         with tgb.part(render="{hub_error != ''}", class_name="lc-error"):
             tgb.text("{hub_error}", id="hub_error")
 
 
-def _fit_class(state: State, index: int, row: Any) -> str:
+def hub_fit_class(state: State, index: int, row: Any) -> str:
     t = app().labels
     verdict = str(row.get(t["col_fit"], ""))
     if verdict == t["in_folder"]:

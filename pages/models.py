@@ -21,8 +21,21 @@ from llm.gguf_file import human_size
 from llm.model_files import ModelEntry, choose_format, detect_format, resolve_model, scan_models
 from llm.prompts import FORMATS, render_prompt
 
-from . import chat
+from . import chat, hub_panel
 from .context import app
+
+# The "Get models" panel's callbacks: Taipy finds a page's callbacks by name in its module.
+from .hub_panel import (  # noqa: F401
+    hub_cancel_confirm,
+    hub_cancel_download,
+    hub_download,
+    hub_download_anyway,
+    hub_fit_class,
+    hub_offer,
+    hub_pick_file,
+    hub_pick_repo,
+    hub_search,
+)
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 folder_line = ""
@@ -38,6 +51,31 @@ format_choice = "auto"
 format_lov: list[tuple[str, str]] = []
 format_title = ""
 prompt_preview = ""
+# The "Get models" panel's variables (its callbacks are in pages/hub_panel.py).
+machine_line = ""
+catalog_table: Any = pd.DataFrame()
+catalog_keys: list[list[Any]] = []  # per catalog row: [repo id, file name, size]
+hub_query = ""
+hub_results: Any = pd.DataFrame()
+hub_repo_ids: list[str] = []
+has_results = False
+results_line = ""
+hub_files: Any = pd.DataFrame()
+hub_file_keys: list[list[Any]] = []  # per file row: [repo id, file name, size]
+has_files = False
+files_line = ""
+chosen_repo = ""
+chosen_file = ""
+chosen_fit = ""  # fits | tight | does_not_fit | no_disk
+chosen_line = ""
+confirm_big = False
+hub_error = ""
+dl_count = 0  # download slots in use (see hub_panel.SLOTS)
+dl_ids: list[str] = [""] * hub_panel.SLOTS
+dl_title: list[str] = [""] * hub_panel.SLOTS
+dl_pct: list[float] = [0.0] * hub_panel.SLOTS
+dl_line: list[str] = [""] * hub_panel.SLOTS
+dl_open: list[bool] = [False] * hub_panel.SLOTS
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 
@@ -45,6 +83,7 @@ _FRAME = inspect.currentframe()  # binds the page to this module's variables
 def init_state(state: State) -> None:
     """Fill the page for a new tab."""
     refresh(state)
+    hub_panel.init_state(state)
 
 
 def refresh(state: State) -> None:
@@ -247,13 +286,14 @@ def _row_class(state: State, index: int, row: Any) -> str:
 def build_page() -> tgb.Page:
     """The models page, labelled in the configured language."""
     t = app().labels
-    with tgb.Page(frame=_FRAME) as page:
+    with tgb.Page(frame=_FRAME, style=hub_panel.STYLE) as page:
         with tgb.layout("1fr auto", class_name="lc-folder-bar"):
             with tgb.part(id="models_folder"):  # markdown text drops its own id
                 tgb.text("{folder_line}", mode="md")
             tgb.button(t["rescan"], id="rescan", on_action=rescan)
         with tgb.part(render="{not has_models}"):
             tgb.text(t["no_models"], id="no_models")
+            hub_panel.first_model_offer(on_action=hub_panel.hub_offer)
         with tgb.part(render="{has_models}"):
             tgb.table(
                 "{model_table}",
@@ -303,4 +343,5 @@ def build_page() -> tgb.Page:
                 tgb.text(
                     "{prompt_preview}", mode="pre", id="prompt_preview", class_name="lc-preview"
                 )
+        hub_panel.build_section()
     return page
