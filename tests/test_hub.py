@@ -22,7 +22,7 @@ from hub_server import (
     populate,
 )
 
-from llm import hub_cli
+from llm import cli
 from llm.catalog import CATALOG_PATH, load_catalog
 from llm.config import FORMAT_CHOICES
 from llm.hub import (
@@ -324,25 +324,25 @@ def test_server_errors_say_try_later(online: HubServer) -> None:
 
 # --- the command line -----------------------------------------------------------------------
 def test_cli_search_files_and_catalog(online: HubServer, tmp_path, capsys) -> None:
-    assert hub_cli.main(["--models-dir", str(tmp_path), "search", "scripted"]) == 0
+    assert cli.main(["--models-dir", str(tmp_path), "search", "scripted"]) == 0
     assert f"{REPO}  (500 downloads, 7 likes)" in capsys.readouterr().out
-    assert hub_cli.main(["--models-dir", str(tmp_path), "files", REPO]) == 0
+    assert cli.main(["--models-dir", str(tmp_path), "files", REPO]) == 0
     out = capsys.readouterr().out
     assert SMALL in out and "Q4_K_M" in out and "fits: needs about" in out
     assert "scripted-Q2_K.gguf (2 parts)" in out
-    assert hub_cli.main(["--models-dir", str(tmp_path), "catalog"]) == 0
+    assert cli.main(["--models-dir", str(tmp_path), "catalog"]) == 0
     out = capsys.readouterr().out
     assert "TinyLlama 1.1B Chat v1.0 Q4_K_M *recommended*" in out
 
 
 def test_cli_errors_are_one_line(online: HubServer, tmp_path, capsys) -> None:
     args = ["--models-dir", str(tmp_path), "download", GATED_REPO, "gated.Q4_K_M.gguf"]
-    code = hub_cli.main(args)
+    code = cli.main(args)
     err = capsys.readouterr().err
     assert code == 2
     last = err.splitlines()[-1]
     assert last.startswith("error: ") and "gated model" in last
     assert "Traceback" not in err
-    code = hub_cli.main(["--models-dir", str(tmp_path), "download", REPO, "../escape.gguf"])
+    code = cli.main(["--models-dir", str(tmp_path), "download", REPO, "../escape.gguf"])
     assert code == 2 and "refusing" in capsys.readouterr().err
     assert not [r for r in online.requests if "escape" in r.path]

@@ -243,9 +243,10 @@ def test_stop_ends_the_reply_at_once_and_the_server_stops(long_server: Server) -
             stopped_at = time.perf_counter()
     assert time.perf_counter() - stopped_at < 0.5
     assert reply.finish_reason == "cancelled"
-    assert reply.text == "".join(LONG_SCRIPT[:6])
+    assert reply.raw_text == "".join(LONG_SCRIPT[:6])  # shown without the leading space
+    assert reply.text == reply.raw_text.lstrip()
     assert reply.figures.completion_tokens == 6
-    assert chat.history[-1] == {"role": "assistant", "content": reply.text}
+    assert chat.history[-1] == {"role": "assistant", "content": reply.raw_text}
     # The server stopped generating too: the next reply starts at once rather than after
     # the rest of the stopped one (about 3 s).
     chat.reset()
@@ -256,7 +257,7 @@ def test_stop_ends_the_reply_at_once_and_the_server_stops(long_server: Server) -
     again.close()  # abandoning a reply also stops it
     full = chat.ask("Go")
     started = time.perf_counter()
-    assert "".join(full) == LONG_REPLY and full.finish_reason == "stop"
+    assert "".join(full) == LONG_REPLY.lstrip() and full.finish_reason == "stop"
     assert first_token_s < (time.perf_counter() - started) / 2
 
 
@@ -312,13 +313,14 @@ def test_server_dying_mid_reply_keeps_the_partial_text(long_model: Path, tmp_pat
                     dying.process.kill()
                     dying.process.wait()
         assert reply.finish_reason == "failed"
-        assert reply.text.startswith("".join(LONG_SCRIPT[:21])) and reply.text != LONG_REPLY
-        assert error.value.partial_text == reply.text
+        raw = reply.raw_text
+        assert raw.startswith("".join(LONG_SCRIPT[:21])) and raw != LONG_REPLY
+        assert error.value.partial_text == raw
         assert str(error.value) == (
             f"backend 'dying' at {dying.base_url} broke off the reply after "
-            f"{len(reply.text)} characters: the connection was closed"
+            f"{len(raw)} characters: the connection was closed"
         )
-        assert chat.history[-1] == {"role": "assistant", "content": reply.text}
+        assert chat.history[-1] == {"role": "assistant", "content": reply.raw_text}
         with pytest.raises(BackendUnreachableError, match="connection refused"):
             list(chat.ask("Still there?"))
 
