@@ -1,8 +1,13 @@
-"""The chat page (`/chat`): one conversation per browser tab, replies streamed as they are written.
+"""The chat page (`/chat`): stored conversations, replies streamed as they are written.
 
-Each tab's `ChatSession` is built in `init_state` (never shared). A reply runs in a worker thread
-that iterates the `Reply` and pushes the growing text to that tab only, through
-`invoke_callback`, at most `UPDATES_PER_SECOND` times a second.
+Each tab's `ChatSession` is built in `init_state` (never shared). The conversation is kept in
+the app's `ChatStore` through a `ChatLog`: the tab's chat is stored when its first message is
+sent (the user message is committed before the model starts, the reply while it streams). The
+chat list beside the chat opens, renames, deletes, exports and imports stored chats.
+
+A reply runs in a worker thread that iterates the `SavedReply` and pushes the growing text to
+that tab only, through `invoke_callback`, at most `UPDATES_PER_SECOND` times a second. While
+the request waits behind other tabs' requests, the tab shows its place in the queue.
 
 The reply being written is shown in its own element (`live_text`), not in the chat control:
 Taipy's chat control loads its rows in a second round trip after each change notice, and a
@@ -13,17 +18,22 @@ changes only twice per exchange (the question, then the finished reply), at leas
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, get_state_id, invoke_callback, navigate, notify
+from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
 
+from llm.chat_log import ChatLog, SavedReply, session_for_chat
 from llm.errors import LocalChatError
-from llm.session import Reply
+from llm.model_files import resolve_model
+from llm.storage import StoredChat, StoredMessage
 
 from .context import app
 
@@ -45,8 +55,20 @@ top_k = 40
 repeat_penalty = 1.1
 max_tokens = 512
 session: Any = None  # this tab's ChatSession
+chat_log: Any = None  # this tab's ChatLog (None until the chat is stored)
 cancel: Any = None  # threading.Event of the running reply
-run_id = 0  # bumped by New chat, so updates from an abandoned reply are dropped
+run_id = 0  # bumped when the tab leaves a chat, so updates from an abandoned reply are dropped
+# The stored chats.
+chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently active first
+selected_chat = ""  # the open chat's id ("" before its first message)
+chat_title = ""  # the title input
+chat_model = ""  # the model the open chat was written with
+offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
+offer_label = ""  # the button that loads it ("" when it is not in the models folder)
+model_loading = False
+confirm_delete = False  # the delete confirmation dialog is open
+delete_question = ""
+import_path = ""  # the uploaded JSON export (a server-side temporary file)
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
@@ -57,26 +79,41 @@ def _new_row(content: str, sender: str) -> list[str]:
 
 
 def init_state(state: State) -> None:
-    """Give a new tab its own conversation and the configured settings."""
+    """Give a new tab its own (not yet stored) conversation and the configured settings."""
     ctx = app()
-    sampling = ctx.config.sampling
     state.session = ctx.new_session()
+    state.chat_log = None
     state.cancel = None
     state.messages = []
     state.live_text = ""
     state.draft = ""
     state.busy = False
-    state.system_prompt = ctx.config.system_prompt
-    state.temperature = sampling.temperature
-    state.top_p = sampling.top_p
-    state.top_k = sampling.top_k
-    state.repeat_penalty = sampling.repeat_penalty
-    state.max_tokens = sampling.max_tokens
+    state.confirm_delete = False
+    state.import_path = ""
+    state.model_loading = False
+    _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
+    _show_chat_facts(state, None)
     refresh_model(state)
 
 
+def _show_settings(state: State, prompt: str, params: Any) -> None:
+    state.system_prompt = prompt
+    state.temperature = params.temperature
+    state.top_p = params.top_p
+    state.top_k = params.top_k
+    state.repeat_penalty = params.repeat_penalty
+    state.max_tokens = params.max_tokens
+
+
+def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
+    state.selected_chat = str(chat.id) if chat else ""
+    state.chat_title = chat.title if chat else ""
+    state.chat_model = chat.model if chat else ""
+
+
 def refresh_model(state: State) -> None:
-    """Show which model and chat format replies come from (they change on the models page)."""
+    """Redraw what other tabs may have changed: which model and chat format replies come from
+    (and whether it is the one the open chat used), and the chat list."""
     ctx = app()
     t = ctx.labels
     loaded = ctx.engine.loaded
@@ -86,6 +123,34 @@ def refresh_model(state: State) -> None:
     else:
         name = loaded.info.file_name
         state.model_line = t["model_line"].format(model=name, format=ctx.format_label(name))
+    _offer_chat_model(state)
+    refresh_chats(state)
+
+
+def refresh_chats(state: State) -> None:
+    """Show the store's current list of chats."""
+    ctx = app()
+    untitled = ctx.labels["untitled"]
+    state.chat_lov = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+
+
+def _offer_chat_model(state: State) -> None:
+    """If the open chat was written with another model than the loaded one, offer to load it."""
+    ctx = app()
+    t = ctx.labels
+    wanted = str(state.chat_model or "")
+    loaded = ctx.engine.loaded
+    if not wanted or (loaded is not None and loaded.info.file_name == wanted):
+        state.offer_line = state.offer_label = ""
+        return
+    try:
+        resolve_model(wanted, ctx.config.models_dir, allow_paths=False)
+    except LocalChatError:
+        state.offer_line = t["chat_model_missing"].format(model=wanted)
+        state.offer_label = ""
+        return
+    state.offer_line = t["chat_model_offer"].format(model=wanted)
+    state.offer_label = t["load_chat_model"].format(model=wanted)
 
 
 def _sampling_overrides(state: State) -> dict[str, Any]:
@@ -107,7 +172,8 @@ def _sampling_overrides(state: State) -> dict[str, Any]:
 
 
 def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
-    """Enter in the message input: start streaming a reply (an empty message does nothing)."""
+    """Enter in the message input: store the message and stream the reply (an empty message
+    does nothing)."""
     args = payload.get("args") or []
     text = str(args[2] if len(args) > 2 and args[2] is not None else state.draft or "")
     if not text.strip() or state.busy:
@@ -118,14 +184,33 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         notify(state, "warning", ctx.labels["no_model"])
         return
     session = state.session
-    session.system_prompt = str(state.system_prompt or "")
-    session.chat_format = ctx.format_choice(loaded.info.file_name)
     stop_event = threading.Event()
+    gui, state_id, run = state.get_gui(), get_state_id(state), state.run_id
+
+    def on_queue(position: int) -> None:  # called in the reply thread while waiting
+        invoke_callback(gui, state_id, _show_queue, [run, position])
+
+    log = state.chat_log
     try:
-        reply = session.ask(text, cancel=stop_event, **_sampling_overrides(state))
-    except LocalChatError as exc:  # bad settings: nothing is sent, nothing changes
+        # The page's settings become the chat's (checked here: bad ones store nothing).
+        session.params = session.params.replace(**_sampling_overrides(state))
+        session.messages_for(text)  # a message the model cannot take stores nothing either
+        session.system_prompt = str(state.system_prompt or "")
+        session.chat_format = ctx.format_choice(loaded.info.file_name)
+        if log is None:
+            log = ChatLog.start(ctx.store, session)
+        ctx.store.update_chat(log.chat_id, model=loaded.info.file_name)  # the model used last
+        reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
+    except LocalChatError as exc:  # bad settings or input, or the database: say so
         notify(state, "error", str(exc))
         return
+    if state.chat_log is None:
+        state.chat_log = log
+        state.selected_chat = str(log.chat_id)
+        state.chat_title = ctx.store.get_chat(log.chat_id).title
+    state.chat_model = loaded.info.file_name
+    state.offer_line = state.offer_label = ""
+    refresh_chats(state)
     state.draft = ""
     state.messages = [*state.messages, _new_row(text, ctx.labels["you"])]
     state.live_text = "…"
@@ -133,15 +218,15 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     state.busy = True
     worker = threading.Thread(
         target=_stream,
-        args=(state.get_gui(), get_state_id(state), reply, state.run_id, time.monotonic()),
+        args=(gui, state_id, reply, run, time.monotonic()),
         name="reply-stream",
         daemon=True,
     )
     worker.start()
 
 
-def _stream(gui: Gui, state_id: str, reply: Reply, run: int, asked_at: float) -> None:
-    """Worker thread: read the reply and push its text to the tab, throttled."""
+def _stream(gui: Gui, state_id: str, reply: SavedReply, run: int, asked_at: float) -> None:
+    """Worker thread: read the reply (which saves itself) and push its text to the tab."""
     interval = 1.0 / UPDATES_PER_SECOND
     last_push = 0.0
     error = ""
@@ -165,21 +250,29 @@ def _resend_rows(state: State) -> None:
     state.messages = list(state.messages)  # a lost change notice is made good
 
 
+def _show_queue(state: State, run: int, position: int) -> None:
+    # Sent from the reply thread before any text, so it never hides a reply being written.
+    if state.run_id == run:
+        state.live_text = app().labels["queued"].format(n=position)
+
+
 def _show_text(state: State, run: int, text: str) -> None:
     if state.run_id == run:
         state.live_text = text or "…"
 
 
-def _finish(state: State, run: int, reply: Reply, error: str) -> None:
+def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> str:
+    return app().labels["figures"].format(tokens=tokens or 0, ttft=ttft or 0.0, tps=tps or 0.0)
+
+
+def _finish(state: State, run: int, reply: SavedReply, error: str) -> None:
     if state.run_id != run:
         return
     t = app().labels
     figures = reply.figures
     notes = [
-        t["figures"].format(
-            tokens=figures.completion_tokens,
-            ttft=figures.time_to_first_token_s,
-            tps=figures.tokens_per_second,
+        _figures_note(
+            figures.completion_tokens, figures.time_to_first_token_s, figures.tokens_per_second
         )
     ]
     if reply.finish_reason == "cancelled":
@@ -194,26 +287,227 @@ def _finish(state: State, run: int, reply: Reply, error: str) -> None:
     state.live_text = ""
     state.busy = False
     state.cancel = None
+    refresh_chats(state)  # this chat is now the most recently active
     if error:
         notify(state, "error", error)
 
 
+def _stored_row(message: StoredMessage) -> list[str]:
+    """A chat control row for a stored message, with the same footer a live reply gets."""
+    t = app().labels
+    if message.role == "user":
+        return _new_row(message.content, t["you"])
+    notes = []
+    if message.completion_tokens is not None:
+        notes.append(
+            _figures_note(
+                message.completion_tokens,
+                message.time_to_first_token_s,
+                message.tokens_per_second,
+            )
+        )
+    if message.status == "stopped":
+        notes.append(t["stopped"])
+    elif message.status == "failed":
+        notes.append(t["error_reply"].format(error=message.error))
+    elif message.status in ("interrupted", "streaming"):
+        notes.append(t["interrupted"])
+    body = message.content if message.content.strip() else t["empty_reply"]
+    footer = f"\n\n*{' · '.join(notes)}*" if notes else ""
+    return _new_row(body + footer, t["assistant"])
+
+
 def stop(state: State) -> None:
-    """Stop button: end the reply now; what was written stays."""
+    """Stop button: end the reply now (or leave the queue); what was written stays."""
     if state.cancel is not None:
         state.cancel.set()
 
 
-def new_chat(state: State) -> None:
-    """New chat button: forget this tab's conversation (stopping a running reply)."""
+def _leave_chat(state: State) -> None:
+    """Stop this tab's running reply (it is still saved, as stopped) and drop its updates."""
     if state.cancel is not None:
         state.cancel.set()
     state.run_id += 1
-    state.session = app().new_session(str(state.system_prompt or ""))
-    state.messages = []
     state.live_text = ""
     state.busy = False
     state.cancel = None
+
+
+def new_chat(state: State) -> None:
+    """New chat button: an empty conversation, stored when its first message is sent."""
+    _leave_chat(state)
+    state.session = app().new_session(str(state.system_prompt or ""))
+    state.chat_log = None
+    state.messages = []
+    _show_chat_facts(state, None)
+    _offer_chat_model(state)
+    refresh_chats(state)
+
+
+def _open(state: State, chat_id: int) -> None:
+    ctx = app()
+    chat = ctx.store.get_chat(chat_id)
+    session = session_for_chat(ctx.engine, chat, config=ctx.config)
+    _leave_chat(state)
+    state.session = session
+    state.chat_log = ChatLog(ctx.store, chat.id, session)
+    state.messages = [_stored_row(m) for m in chat.messages]
+    _show_settings(state, chat.system_prompt, session.params)
+    _show_chat_facts(state, chat)
+    _offer_chat_model(state)
+
+
+def open_selected(state: State, var_name: str, value: Any) -> None:
+    """A click in the chat list: open that chat."""
+    try:
+        chat_id = int(value)
+    except (TypeError, ValueError):
+        return
+    if state.chat_log is not None and state.chat_log.chat_id == chat_id:
+        return
+    try:
+        _open(state, chat_id)
+    except LocalChatError as exc:  # deleted in another tab meanwhile
+        notify(state, "error", str(exc))
+        refresh_chats(state)
+
+
+def rename(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
+    """Rename button (or Enter in the title): give the open chat the typed title."""
+    ctx = app()
+    if state.chat_log is None:
+        notify(state, "warning", ctx.labels["nothing_to_export"])
+        return
+    # Enter hands over the input's text (its own change may not have arrived yet).
+    args = (payload or {}).get("args") or []
+    title = str(args[2] if len(args) > 2 and args[2] is not None else state.chat_title or "")
+    try:
+        ctx.store.rename_chat(state.chat_log.chat_id, title)
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        return
+    title = ctx.store.get_chat(state.chat_log.chat_id).title
+    state.chat_title = title
+    notify(state, "success", ctx.labels["renamed"].format(title=title))
+    refresh_chats(state)
+
+
+def ask_delete(state: State) -> None:
+    """Delete button: ask first."""
+    if state.chat_log is None:
+        notify(state, "warning", app().labels["nothing_to_export"])
+        return
+    state.delete_question = app().labels["delete_question"].format(title=state.chat_title)
+    state.confirm_delete = True
+
+
+def delete_answer(state: State, var_name: str, payload: dict[str, Any]) -> None:
+    """The confirmation dialog: button 0 deletes; the other button or closing keeps."""
+    state.confirm_delete = False
+    args = payload.get("args") or [-1]
+    if args[0] != 0 or state.chat_log is None:
+        return
+    ctx = app()
+    title = state.chat_title
+    _leave_chat(state)
+    with contextlib.suppress(LocalChatError):  # already deleted in another tab: same result
+        ctx.store.delete_chat(state.chat_log.chat_id)
+    new_chat(state)
+    notify(state, "success", ctx.labels["deleted"].format(title=title))
+
+
+def _file_name(state: State, suffix: str) -> str:
+    words = re.sub(r"[^\w-]+", "-", str(state.chat_title or ""), flags=re.UNICODE).strip("-")
+    return f"chat-{state.chat_log.chat_id}{'-' + words[:50] if words else ''}.{suffix}"
+
+
+def _export(state: State, suffix: str) -> None:
+    ctx = app()
+    if state.chat_log is None:
+        notify(state, "warning", ctx.labels["nothing_to_export"])
+        return
+    chat_id = state.chat_log.chat_id
+    try:
+        text = (
+            ctx.store.export_markdown(chat_id) if suffix == "md" else ctx.store.export_json(chat_id)
+        )
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        return
+    download(state, content=text.encode("utf-8"), name=_file_name(state, suffix))
+
+
+def export_markdown(state: State) -> None:
+    """Export Markdown button: download the open chat as a Markdown document."""
+    _export(state, "md")
+
+
+def export_json(state: State) -> None:
+    """Export JSON button: download the open chat as JSON (which Import reads back)."""
+    _export(state, "json")
+
+
+def import_chat(state: State) -> None:
+    """A JSON export was uploaded: store it as a new chat and open it."""
+    ctx = app()
+    path = Path(str(state.import_path or ""))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        notify(state, "error", f"{path.name}: {exc.strerror}")
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # the upload's temporary copy
+    try:
+        chat_id = ctx.store.import_json(data)
+        _open(state, chat_id)
+    except LocalChatError as exc:  # not a valid export: nothing was stored
+        notify(state, "error", f"{path.name}: {exc}")
+        return
+    refresh_chats(state)
+    notify(state, "success", ctx.labels["imported"].format(title=state.chat_title))
+
+
+def load_chat_model(state: State) -> None:
+    """The offer's button: load the model the open chat was written with, in a thread."""
+    ctx = app()
+    name = str(state.chat_model or "")
+    if state.model_loading or not name:
+        return
+    try:
+        path = resolve_model(name, ctx.config.models_dir, allow_paths=False)
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        return
+    state.model_loading = True
+    worker = threading.Thread(
+        target=_load,
+        args=(state.get_gui(), get_state_id(state), name, str(path)),
+        name="chat-model-load",
+        daemon=True,
+    )
+    worker.start()
+
+
+def _load(gui: Gui, state_id: str, name: str, path: str) -> None:
+    error = ""
+    try:
+        app().engine.load(path)
+    except Exception as exc:  # whatever happens, the button must come back
+        error = str(exc) or type(exc).__name__
+    invoke_callback(gui, state_id, _load_done, [name, error])
+
+
+def _load_done(state: State, name: str, error: str) -> None:
+    state.model_loading = False
+    if error:
+        notify(state, "error", error)
+        return
+    notify(state, "success", app().labels["loaded"].format(model=name))
+    from . import models  # imported here: the models page imports this one
+
+    state.get_gui().broadcast_callback(models.refresh_everywhere)  # every tab shows it
 
 
 def open_models(state: State) -> None:
@@ -227,8 +521,9 @@ def build_page() -> tgb.Page:
     users = [(t["you"], t["you"]), (t["assistant"], t["assistant"])]
     with (
         tgb.Page(frame=_FRAME) as page,
-        tgb.layout("1fr 300px", columns__mobile="1", class_name="lc-chat-layout"),
+        tgb.layout("240px 1fr 300px", columns__mobile="1", class_name="lc-chat-layout"),
     ):
+        _chat_list(t)
         with tgb.part(class_name="lc-chat-main"):
             with tgb.layout("1fr auto auto", class_name="lc-chat-bar"):
                 with tgb.part(class_name="lc-model-bar"):
@@ -236,6 +531,15 @@ def build_page() -> tgb.Page:
                         tgb.text("{model_line}", mode="md")
                     with tgb.part(render="{not has_model}"):
                         tgb.button(t["open_models"], id="open_models", on_action=open_models)
+                    with tgb.part(render="{offer_line != ''}", id="chat_model_offer"):
+                        tgb.text("{offer_line}", mode="md")
+                        with tgb.part(render="{offer_label != ''}"):
+                            tgb.button(
+                                "{offer_label}",
+                                id="load_chat_model",
+                                on_action=load_chat_model,
+                                active="{not model_loading and not busy}",
+                            )
                 tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
                 tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
             with tgb.part(class_name="lc-conversation"):
@@ -282,6 +586,49 @@ def build_page() -> tgb.Page:
                         class_name="fullwidth",
                     )
     return page
+
+
+def _chat_list(t: Any) -> None:
+    """The left column: the stored chats, and what can be done with the open one."""
+    with tgb.part(class_name="lc-chat-list"):
+        tgb.text(t["chats"], class_name="h6")
+        tgb.selector(
+            "{selected_chat}",
+            lov="{chat_lov}",
+            value_by_id=True,
+            on_change=open_selected,
+            id="chat_list",
+            height="45vh",
+            class_name="fullwidth",
+        )
+        with tgb.part(render="{selected_chat != ''}", id="chat_actions"):
+            tgb.input(
+                "{chat_title}",
+                label=t["chat_title"],
+                id="chat_title",
+                on_action=rename,
+                class_name="fullwidth",
+            )
+            tgb.button(t["rename"], id="rename_chat", on_action=rename)
+            tgb.button(t["delete_chat"], id="delete_chat", on_action=ask_delete)
+            tgb.button(t["export_md"], id="export_md", on_action=export_markdown)
+            tgb.button(t["export_json"], id="export_json", on_action=export_json)
+        tgb.file_selector(
+            "{import_path}",
+            label=t["import_json"],
+            extensions=".json",
+            on_action=import_chat,
+            id="import_json",
+            drop_message=t["import_json"],
+        )
+        with tgb.dialog(
+            "{confirm_delete}",
+            title=t["delete_title"],
+            labels=f"{t['delete']};{t['keep']}",
+            on_action=delete_answer,
+            id="delete_dialog",
+        ):
+            tgb.text("{delete_question}")
 
 
 # Generation settings on the page: variable and arrow-key step.

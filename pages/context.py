@@ -1,4 +1,5 @@
-"""What every page shares: the settings, the one `Engine`, the preferences and the labels.
+"""What every page shares: the settings, the one `Engine`, the chat store, the preferences and
+the labels.
 
 `main.py` builds one `AppContext` and installs it before the pages are created; page callbacks
 reach it with `app()`. Everything per browser tab lives in that tab's Taipy state instead.
@@ -15,16 +16,18 @@ from llm.errors import LocalChatError
 from llm.model_files import choose_format
 from llm.preferences import Preferences
 from llm.session import ChatSession
+from llm.storage import ChatStore
 
 
 @dataclass
 class AppContext:
-    """The app-wide objects. `engine` is thread-safe; `prefs` is too."""
+    """The app-wide objects. `engine`, `store` and `prefs` are thread-safe."""
 
     config: Config
     engine: Engine
     prefs: Preferences
     labels: Mapping[str, str]
+    store: ChatStore  # every conversation, in `config.data_dir`
 
     def format_choice(self, model_file: str | None) -> str:
         """The format name chosen for a model: the remembered one, else config's."""
