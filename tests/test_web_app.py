@@ -382,8 +382,9 @@ def test_stop_ends_the_reply_and_keeps_its_text(page: Page) -> None:
     _use_model(page, SLOW)
     send_message(page, "Count for me")
     expect(live_reply(page)).to_contain_text(" w10", timeout=30_000)
-    page.locator("#stop").click()
+    # Read before clicking: after Stop the live element goes away as soon as the reply ends.
     shown_at_click = len(live_reply(page).inner_text().split())
+    page.locator("#stop").click()
     final = wait_for_reply_end(page)
     assert "stopped" in final
     words = final.split("\n")[0].split()
