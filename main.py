@@ -123,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         )
     finally:
+        from pages import hub_panel
+
+        hub_panel.close_queue()  # a running download stops cleanly; its partial file resumes
         engine.close()
         store.close()
     return 0

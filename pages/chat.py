@@ -35,7 +35,9 @@ from llm.errors import LocalChatError
 from llm.model_files import resolve_model
 from llm.storage import StoredChat, StoredMessage
 
+from . import hub_panel
 from .context import app
+from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
 
 UPDATES_PER_SECOND = 10
 LIST_GAP_S = 0.4  # least time between two changes of the chat rows (see the module doc)
@@ -47,6 +49,7 @@ live_text = ""  # the reply being written ("" when none)
 draft = ""  # the message input
 busy = False
 has_model = False
+models_empty = False  # no .gguf in the models folder: offer the recommended first model
 model_line = ""
 system_prompt = ""
 temperature = 0.7
@@ -118,6 +121,7 @@ def refresh_model(state: State) -> None:
     t = ctx.labels
     loaded = ctx.engine.loaded
     state.has_model = loaded is not None
+    state.models_empty = hub_panel.models_folder_empty()
     if loaded is None:
         state.model_line = t["no_model"]
     else:
@@ -531,6 +535,7 @@ def build_page() -> tgb.Page:
                         tgb.text("{model_line}", mode="md")
                     with tgb.part(render="{not has_model}"):
                         tgb.button(t["open_models"], id="open_models", on_action=open_models)
+                        hub_panel.first_model_offer(render="{models_empty}")
                     with tgb.part(render="{offer_line != ''}", id="chat_model_offer"):
                         tgb.text("{offer_line}", mode="md")
                         with tgb.part(render="{offer_label != ''}"):

@@ -97,9 +97,15 @@ def test_get_first_model_search_download_and_load(
     first = load_catalog().recommended()
     hub.reset()
     hub.switches.throttle_bps = THROTTLE_BPS
-    page = open_page(browser, app.url + "models")
+    page = open_page(browser, app.url + "chat")
     try:
-        # Empty folder: the catalog with the first model marked, and the one-click offer.
+        # Empty folder: the chat page offers the recommended first model in one click...
+        expect(page.locator("#download_recommended")).to_be_visible()
+        expect(page.locator("#download_recommended")).to_contain_text(re.compile(r"\S"))
+        page.screenshot(path=str(shots / "chat-first-model-offer.png"))
+        # ...and so does the models page, next to the catalog.
+        page.goto(app.url + "models")
+        page.wait_for_selector("#navbar")
         expect(page.locator("#no_models")).to_be_visible()
         catalog = page.locator("#catalog_table")
         expect(catalog).to_contain_text(first.file_name)
