@@ -4,14 +4,19 @@ How a token's trip to the screen is timed, with one clock (the machine's wall cl
 - The app runs with `bench/probe` on PYTHONPATH: its worker notes when each token's text is
   sent to the app, the app notes when it receives it (see bench/probe/sitecustomize.py).
 - The page runs a MutationObserver (installed before the app's scripts) that records, for
-  every change of the last assistant bubble, its text and the time, and the time of the next
-  animation frame after it, i.e. when that text can first be painted. The time of the Enter
-  keydown is recorded the same way.
+  every change of the reply on screen, its text and the time, and the time of the next
+  animation frame after it, i.e. when that text can first be painted. The reply being written
+  is the `#live_reply` element under the conversation (the app pushes it about 10 times a
+  second); the finished reply then moves into a new assistant bubble of the `#chat` control
+  (its last tokens may only ever be shown there). The time of the Enter keydown in the
+  `#message` input is recorded the same way.
 - Page times (`performance.timeOrigin + performance.now()`) are put on the wall clock with an
   offset measured before each turn (the smallest of three round trips bounds its error).
-- Token i is on screen at the first frame whose bubble text starts with the reply's text up to
-  and including token i (letters and digits only, as markdown may change spaces and
-  punctuation); its latency is that frame time minus the time the worker sent it.
+- Token i is on screen at the first frame whose live text, or new bubble, starts with the
+  reply's text up to and including token i (letters and digits only, as markdown may change
+  spaces and punctuation); its latency is that frame time minus the time the worker sent it.
+- A turn has ended when the worker's "done" is on disk and the page shows a new bubble with
+  its figures line, `#live_reply` is gone and the input is enabled again.
 """
 
 from __future__ import annotations
@@ -53,14 +58,17 @@ _PAGE_PROBE = """
   }, true);
   let last = null;
   const snapshot = () => {
+    // textContent, not innerText: no layout forced on every mutation.
+    const live = document.querySelector('#live_reply');
+    const liveText = live ? live.textContent : null;
     const rows = document.querySelectorAll('#chat .taipy-chat-received');
     const row = rows[rows.length - 1];
     const bubble = row ? (row.querySelector('.MuiPaper-root') || row) : null;
     const text = bubble ? bubble.textContent : '';
-    const key = rows.length + '|' + text;
+    const key = rows.length + '|' + liveText + '|' + text;
     if (key === last) return;
     last = key;
-    const event = {t: now(), frame: null, rows: rows.length, text: text};
+    const event = {t: now(), frame: null, rows: rows.length, live: liveText, text: text};
     bench.events.push(event);
     requestAnimationFrame(() => { event.frame = now(); });
   };
@@ -83,6 +91,14 @@ def _free_port() -> int:
 def _squash(text: str) -> str:
     # Letters and digits only: markdown rendering may drop or change spaces and punctuation.
     return re.sub(r"[\W_]+", "", text)
+
+
+def _shown_prefix(visible: str, full: str) -> int:
+    """How many characters of `full` (squashed) `visible` shows from the start."""
+    n = 0
+    while n < min(len(visible), len(full)) and visible[n] == full[n]:
+        n += 1
+    return n
 
 
 def app_config(settings: Settings) -> str:
@@ -229,7 +245,7 @@ class BrowserPath:
             self.page.set_default_timeout(30_000)
             self.page.add_init_script(_PAGE_PROBE)
             self.page.goto(self.app.url)
-            self.page.wait_for_selector("#chat input[type=text]")
+            self.page.wait_for_selector("#message")
         except Exception:
             self.close()
             raise
@@ -274,6 +290,15 @@ class BrowserPath:
         self.page.wait_for_function(
             "document.querySelectorAll('#chat .taipy-chat-received').length === 0"
         )
+        self._wait_input_enabled(30_000)
+
+    def _wait_input_enabled(self, timeout_ms: float) -> None:
+        # The message input is disabled while a reply runs.
+        self.page.wait_for_function(
+            "() => { const box = document.querySelector('#message');"
+            " return box !== null && !box.disabled; }",
+            timeout=timeout_ms,
+        )
 
     def ask(self, text: str, seed: int) -> dict[str, Any]:
         del seed  # the app draws with its configured seed
@@ -281,21 +306,26 @@ class BrowserPath:
         offset = self._clock_offset()
         cpu_before = self._cpu_seconds()
         rows_before = page.locator("#chat .taipy-chat-received").count()
+        self._wait_input_enabled(30_000)
         page.evaluate("window.__bench.events = []; window.__bench.enter = null;")
-        box = page.locator("#chat input[type=text]")
+        box = page.locator("#message")
         box.fill(text)
         box.press("Enter")
         # The reply has ended when the worker's "done" is on disk and the page shows the
-        # finished bubble (its figures line); both are bounded.
+        # finished bubble (its figures line), the live text gone and the input enabled again;
+        # each wait is bounded (generously: the machine may be busy).
         budget = 60 + self.s.tokens * 2.0
         worker_events = read_probe(self.probe_dir, self.worker, self.offsets, wait_s=budget)
         app_events = read_probe(self.probe_dir, self.app.process.pid, self.offsets, wait_s=10)
         page.wait_for_function(
             """(n) => { const rows = document.querySelectorAll('#chat .taipy-chat-received');
+                        const box = document.querySelector('#message');
                         return rows.length > n &&
-                               rows[rows.length - 1].textContent.includes('tokens/s'); }""",
+                               rows[rows.length - 1].textContent.includes('tokens/s') &&
+                               document.querySelector('#live_reply') === null &&
+                               box !== null && !box.disabled; }""",
             arg=rows_before,
-            timeout=30_000,
+            timeout=60_000,
         )
         page.wait_for_timeout(50)  # let the last animation frame be stamped
         probe = page.evaluate("window.__bench")
@@ -327,12 +357,11 @@ class BrowserPath:
         enter = probe["enter"] / 1000 - offset
         shown: list[tuple[float, int]] = []  # (wall time of the frame, reply chars visible)
         for event in probe["events"]:
-            if event["rows"] <= rows_before:
-                continue
-            visible = _squash(event["text"])
-            n = 0
-            while n < min(len(visible), len(full)) and visible[n] == full[n]:
-                n += 1
+            # What shows the reply: the live text while it is written, then the new bubble.
+            candidates = [event.get("live") or ""]
+            if event["rows"] > rows_before:
+                candidates.append(event["text"])
+            n = max(_shown_prefix(_squash(c), full) for c in candidates)
             stamp = event["frame"] if event["frame"] is not None else event["t"]
             shown.append((stamp / 1000 - offset, n))
         screen_times: list[float | None] = []
