@@ -36,7 +36,7 @@ from llm.model_files import resolve_model
 from llm.storage import StoredChat, StoredMessage
 
 from . import hub_panel
-from .context import app
+from .context import app, load_in_background
 from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
 
 UPDATES_PER_SECOND = 10
@@ -485,22 +485,7 @@ def load_chat_model(state: State) -> None:
         notify(state, "error", str(exc))
         return
     state.model_loading = True
-    worker = threading.Thread(
-        target=_load,
-        args=(state.get_gui(), get_state_id(state), name, str(path)),
-        name="chat-model-load",
-        daemon=True,
-    )
-    worker.start()
-
-
-def _load(gui: Gui, state_id: str, name: str, path: str) -> None:
-    error = ""
-    try:
-        app().engine.load(path)
-    except Exception as exc:  # whatever happens, the button must come back
-        error = str(exc) or type(exc).__name__
-    invoke_callback(gui, state_id, _load_done, [name, error])
+    load_in_background(state, name, str(path), _load_done)
 
 
 def _load_done(state: State, name: str, error: str) -> None:

@@ -7,8 +7,11 @@ reach it with `app()`. Everything per browser tab lives in that tab's Taipy stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from taipy.gui import State, get_state_id, invoke_callback
 
 from llm.config import Config
 from llm.engine import Engine
@@ -53,6 +56,22 @@ class AppContext:
             system_prompt=self.config.system_prompt if system_prompt is None else system_prompt,
             params=self.config.sampling,
         )
+
+
+def load_in_background(state: State, name: str, path: str, on_done: Callable[..., None]) -> None:
+    """Load a model in a thread (loading takes seconds), then call `on_done(state, name, error)`
+    in the same tab; `error` is "" on success. Both pages load models this way."""
+    gui, state_id = state.get_gui(), get_state_id(state)
+
+    def load() -> None:
+        error = ""
+        try:
+            app().engine.load(path)
+        except Exception as exc:  # whatever happens, the page must leave its loading state
+            error = str(exc) or type(exc).__name__
+        invoke_callback(gui, state_id, on_done, [name, error])
+
+    threading.Thread(target=load, name=f"load {name}", daemon=True).start()
 
 
 _app: AppContext | None = None

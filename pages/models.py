@@ -8,12 +8,11 @@ overridden per model (remembered in the preferences file), with the exact prompt
 from __future__ import annotations
 
 import inspect
-import threading
 from typing import Any
 
 import pandas as pd
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, get_state_id, invoke_callback, notify
+from taipy.gui import State, notify
 
 from llm.config import FORMAT_CHOICES
 from llm.errors import LocalChatError
@@ -22,7 +21,7 @@ from llm.model_files import ModelEntry, choose_format, detect_format, resolve_mo
 from llm.prompts import FORMATS, render_prompt
 
 from . import chat, hub_panel
-from .context import app
+from .context import app, load_in_background
 
 # The "Get models" panel's callbacks: Taipy finds a page's callbacks by name in its module.
 from .hub_panel import (  # noqa: F401
@@ -238,22 +237,7 @@ def load_model(state: State) -> None:
     state.loading = True
     state.load_error = ""
     state.loading_line = ctx.labels["loading"].format(model=name)
-    worker = threading.Thread(
-        target=_load,
-        args=(state.get_gui(), get_state_id(state), name, str(path)),
-        name="model-load",
-        daemon=True,
-    )
-    worker.start()
-
-
-def _load(gui: Gui, state_id: str, name: str, path: str) -> None:
-    error = ""
-    try:
-        app().engine.load(path)
-    except Exception as exc:  # whatever happens, the page must leave its loading state
-        error = str(exc) or type(exc).__name__
-    invoke_callback(gui, state_id, _load_done, [name, error])
+    load_in_background(state, name, str(path), _load_done)
 
 
 def _load_done(state: State, name: str, error: str) -> None:
