@@ -110,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     # Flask-SocketIO 5.4's session handling fails on Flask 3.1.3 ("property
                     # 'session' of 'RequestContext' object has no setter"); Taipy needs none.
                     "manage_session": False,
+                    # Engine.IO drops the connection on a message over 1 MB (its default), so
+                    # a long paste would vanish without a word; this carries the longest
+                    # message a chat accepts (llm.session.MAX_MESSAGE_CHARS), which is then
+                    # refused with a message if it cannot fit.
+                    "max_http_buffer_size": 16 * 1024 * 1024,
                 },
             },
             stylekit={

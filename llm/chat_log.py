@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import Config
 from .engine import Engine, Figures
+from .errors import LocalChatError, PromptError
 from .prompts import Message
 from .session import ChatSession, Reply
 from .storage import ChatStore, StoredChat, StoredMessage
@@ -68,7 +69,10 @@ class SavedReply:
     """A reply being streamed and saved. Iterate it for text chunks, like a `Reply`.
 
     Afterwards: `status` ("complete", "stopped" or "failed"), `error`, `message_id`, and
-    the `Reply`'s `text`, `figures`, `finish_reason`, `warnings`, `format_name`.
+    the `Reply`'s `text`, `figures`, `finish_reason`, `warnings`, `format_name`. A message
+    the model refused before replying (PromptError: too long for its context) is not kept:
+    `refused` is then True, the exchange is removed from the store, and `chat_deleted` says
+    whether its chat went too (a chat that held nothing else and was named by it).
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class SavedReply:
         self.message_id = message_id
         self.status = "streaming"
         self.error = ""
+        self.refused = False
+        self.chat_deleted = False
         self._store = store
         self._save_every_s = save_every_s
 
@@ -103,6 +109,10 @@ class SavedReply:
         except (GeneratorExit, KeyboardInterrupt):
             self.status = "stopped"  # the reader stopped reading: a Stop, not a failure
             raise
+        except PromptError as exc:  # refused before a word was written: bad input
+            self.status, self.error = "failed", str(exc)
+            self.refused = not self.reply.text
+            raise
         except Exception as exc:
             self.status, self.error = "failed", str(exc)
             raise
@@ -117,17 +127,24 @@ class SavedReply:
             self._store.update_reply(self.message_id, self.reply.text)
 
     def _finish(self) -> None:
+        if self.refused:  # as if it had never been sent
+            self.chat_deleted = self._store.forget_exchange(self.user_message_id, self.message_id)
+            return
         figures = None
         if self.reply.figures != Figures():  # a "done" event arrived
             figures = dataclasses.asdict(self.reply.figures)
-        self._store.finish_reply(
-            self.message_id,
-            status=self.status,
-            text=self.reply.text,
-            figures=figures,
-            format=self.reply.format_name or None,
-            error=self.error,
-        )
+        try:
+            self._store.finish_reply(
+                self.message_id,
+                status=self.status,
+                text=self.reply.text,
+                figures=figures,
+                format=self.reply.format_name or None,
+                error=self.error,
+            )
+        except LocalChatError as exc:  # e.g. a full disk: the reply could not be recorded
+            self.status, self.error = "failed", str(exc)
+            raise
 
     @property
     def text(self) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LOCAL_BACKEND, Config, SamplingParams
-from .errors import EngineError, ModelFileError
+from .errors import EngineError, ModelFileError, PromptError
 from .gguf_file import ModelFile
 from .memory import check_fits_in_ram
 from .model_files import read_model_file
@@ -337,7 +337,7 @@ class Engine:
                     continue
                 if event["type"] == "error":
                     finished = True
-                    raise EngineError(event["message"])
+                    raise (PromptError if event.get("refused") else EngineError)(event["message"])
                 if event["type"] == "done":
                     finished = True
                     yield event

@@ -13,8 +13,13 @@ from typing import Any
 
 from .config import Config, SamplingParams, load_config
 from .engine import Engine, Figures
+from .errors import PromptError
 from .model_files import choose_format, resolve_model
 from .prompts import ChatFormat, Message, validate_messages
+
+# Far beyond what any context holds; checked before the text reaches the tokenizer, so a
+# pasted book is refused at once instead of being tokenized to be refused.
+MAX_MESSAGE_CHARS = 1_000_000
 
 
 class Reply:
@@ -112,6 +117,11 @@ class ChatSession:
 
     def messages_for(self, text: str) -> list[Message]:
         """The full conversation that asking `text` would send (before trimming)."""
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise PromptError(
+                f"the message is too long: it has {len(text):,} characters, and a message "
+                f"can have at most {MAX_MESSAGE_CHARS:,}"
+            )
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return validate_messages([*system, *self.history, {"role": "user", "content": text}])
 

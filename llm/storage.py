@@ -182,6 +182,18 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def _storage_error(path: Path, exc: sqlite3.Error, doing: str) -> StorageError:
+    """One sentence for a database operation that failed (busy ones are retried first)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    full = code & 0xFF == sqlite3.SQLITE_FULL if code is not None else "is full" in str(exc)
+    if full:  # ENOSPC on the file, or SQLite's own size limit
+        return StorageError(
+            f"the disk holding the chat database {path} is full: this change was not saved; "
+            "free some space and try again"
+        )
+    return StorageError(f"could not {doing} the chat database {path}: {exc}")
+
+
 # -- the store ---------------------------------------------------------------------------
 
 
@@ -315,7 +327,10 @@ class ChatStore:
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            return self._retry(lambda: self._in_transaction(self._db, work))
+            try:
+                return self._retry(lambda: self._in_transaction(self._db, work))
+            except sqlite3.Error as exc:  # rolled back: nothing of this write was kept
+                raise _storage_error(self.path, exc, "save to") from None
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def attempt() -> T:
@@ -328,7 +343,10 @@ class ChatStore:
                     self._db.execute("COMMIT")
 
         with self._lock:
-            return self._retry(attempt)
+            try:
+                return self._retry(attempt)
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc, "read") from None
 
     @property
     def schema_version(self) -> int:
@@ -535,6 +553,32 @@ class ChatStore:
                 (values["model"], backend, chat_id),
             )
         return message_id
+
+    def forget_exchange(self, user_message_id: int, reply_id: int) -> bool:
+        """Remove a question and its reply, which never started (the model refused the
+        question): as if it had never been sent. A chat left empty that the question had
+        named is deleted too; returns whether it was."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT m.chat_id, m.content, c.title FROM messages m JOIN chats c "
+                "ON c.id = m.chat_id WHERE m.id = ? AND m.role = 'user'",
+                (user_message_id,),
+            ).fetchone()
+            if row is None:  # the chat was deleted meanwhile
+                return False
+            chat_id, question, title = row
+            db.execute(
+                "DELETE FROM messages WHERE chat_id = ? AND id IN (?, ?)",
+                (chat_id, user_message_id, reply_id),
+            )
+            left = db.execute("SELECT count(*) FROM messages WHERE chat_id = ?", (chat_id,))
+            if left.fetchone()[0] or title != title_from_message(question):
+                return False
+            db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+            return True
+
+        return self._write(work)
 
     def update_reply(self, message_id: int, text: str) -> bool:
         """Save the partial text of a streaming reply. False if it is no longer streaming

@@ -17,7 +17,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .errors import LocalChatError
+from .errors import LocalChatError, PromptError
 from .history import trim_history
 from .prompts import ChatFormat, Message, render_prompt
 
@@ -127,7 +127,9 @@ class _Worker:
                 else:
                     self.conn.send({"type": "error", "message": f"unknown request {op!r}"})
             except LocalChatError as exc:
-                self.conn.send({"type": "error", "message": str(exc)})
+                # "refused": the prompt itself cannot be taken (too long), nothing failed.
+                refused = isinstance(exc, PromptError)
+                self.conn.send({"type": "error", "message": str(exc), "refused": refused})
             except Exception as exc:
                 detail = traceback.format_exc(limit=3)
                 self.conn.send(

@@ -18,7 +18,7 @@ from gguf_factory import write_scripted_model
 from llm.chat_log import ChatLog, history_from_messages, session_for_chat
 from llm.config import Config, SamplingParams
 from llm.engine import Engine
-from llm.errors import EngineError
+from llm.errors import EngineError, PromptError
 from llm.session import ChatSession
 from llm.storage import ChatStore, StoredMessage
 
@@ -145,6 +145,30 @@ def test_engine_failure_is_recorded_as_failed(long_engine: Engine, store: ChatSt
     assert answer.status == "failed" and "the model process stopped" in answer.error
     assert LONG_REPLY.startswith(answer.content)
     assert reply.status == "failed"
+
+
+def test_a_message_the_model_cannot_take_stores_nothing(engine: Engine, store: ChatStore) -> None:
+    log = ChatLog.start(store, session(engine))
+    assert "".join(log.ask("What is the capital of France?")) == REPLY
+    before, history = store.get_chat(log.chat_id), list(log.session.history)
+    # Too long for the context: refused by the model process, then taken back out.
+    refused = log.ask("capital? " * 12_000)
+    with pytest.raises(PromptError, match=r"too long: .* needs \d+ tokens.* room for \d+"):
+        list(refused)
+    assert (refused.refused, refused.chat_deleted, refused.status) == (True, False, "failed")
+    assert store.get_chat(log.chat_id).messages == before.messages
+    assert log.session.history == history
+    # Over a million characters: refused before anything is stored or tokenized.
+    with pytest.raises(PromptError, match=r"it has 1,000,001 characters.* at most 1,000,000"):
+        log.ask("x" * 1_000_001)
+    assert store.get_chat(log.chat_id).messages == before.messages
+    # A new chat whose first message is refused is not kept at all.
+    other = ChatLog.start(store, session(engine))
+    first = other.ask("capital? " * 12_000)
+    with pytest.raises(PromptError):
+        list(first)
+    assert first.chat_deleted
+    assert [c.id for c in store.list_chats()] == [log.chat_id]
 
 
 def test_history_from_stored_messages() -> None:
