@@ -39,6 +39,8 @@ from conftest import REPLY
 from gguf_factory import write_scripted_model, write_truncated
 from playwright.sync_api import Browser, Page, expect
 
+from llm.storage import ChatStore
+
 pytestmark = pytest.mark.timeout(120)
 
 # The slow model replies " w0 w1 ... w99": 100 tokens with real per-token cost (a few s).
@@ -246,6 +248,80 @@ def test_markdown_is_rendered_with_newlines_and_html_stays_text(page: Page) -> N
     expect(sent).to_contain_text("<img src=x onerror=window.lcInjected=1>")  # as text
     expect(page.locator("#chat img")).to_have_count(0)
     assert page.evaluate("window.lcInjected") is None
+
+
+# Pasted the way a browser pastes (execCommand "insertText"), so the text reaches the input
+# exactly: a null byte, a lone surrogate (invalid Unicode), a right-to-left override.
+PASTE_ODD_TEXT = """() => {
+    const box = document.querySelector('#message');
+    box.focus();
+    document.execCommand('insertText', false, 'nul \\u0000 byte, lone surrogate '
+        + String.fromCharCode(0xD800) + ', bidi \\u202e, emoji \\u{1F1EB}\\u{1F1F7}');
+    return Array.from(box.value, c => c.codePointAt(0));
+}"""
+ODD_STORED = "nul \x00 byte, lone surrogate \ufffd, bidi \u202e, emoji \U0001f1eb\U0001f1f7"
+
+
+def _stored_rows(app: RunningApp) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    with ChatStore.in_folder(app.data_dir) as store:
+        return [
+            (c.title, [(m.role, m.status, m.content) for m in store.get_chat(c.id).messages])
+            for c in store.list_chats()
+        ]
+
+
+def test_hostile_text_typed_in_the_page_is_refused_or_kept_as_text(
+    page: Page, app: RunningApp, browser: Browser
+) -> None:
+    _use_model(page, FAST)
+    before = _stored_rows(app)
+    # 108,000 characters pasted: more than the model can take. One clear message with the
+    # numbers; nothing stored or shown in the chat; the text stays in the input to shorten.
+    huge = "capital? " * 12_000
+    chat_input(page).fill(huge)
+    chat_input(page).press("Enter")
+    refusal = notifications(page).filter(has_text="the message is too long")
+    expect(refusal).to_be_visible(timeout=30_000)
+    assert re.search(r"needs \d+ tokens, but the context leaves room for 512", refusal.inner_text())
+    expect(chat_input(page)).to_be_enabled()
+    assert chat_input(page).input_value() == huge
+    assert _stored_rows(app) == before
+    # Over a megabyte: more than Engine.IO carries by default (it would drop the connection
+    # and the message with it, silently). Refused at once, by its length.
+    book = "capital? " * 125_000
+    chat_input(page).fill(book)
+    chat_input(page).press("Enter")
+    refusal = notifications(page).filter(has_text="at most 1,000,000")
+    expect(refusal).to_be_visible(timeout=30_000)
+    assert "it has 1,125,000 characters" in refusal.inner_text()
+    assert chat_input(page).input_value() == book
+    assert _stored_rows(app) == before
+    # The page goes on working: odd text is stored as it came (invalid Unicode made U+FFFD)
+    # and shown as text.
+    chat_input(page).fill("")
+    typed = page.evaluate(PASTE_ODD_TEXT)
+    assert 0 in typed and 0xD800 in typed and 0x202E in typed
+    chat_input(page).press("Enter")
+    assert wait_for_reply_end(page).startswith(REPLY)
+    expect(bubbles(page, "sent")).to_have_count(1)  # the refused message is not in the chat
+    expect(bubbles(page, "received")).to_have_count(1)
+    after = _stored_rows(app)
+    title = "nul byte, lone surrogate \ufffd, bidi \u202e, emoji \U0001f1eb\U0001f1f7"
+    assert after == [
+        (title, [("user", "complete", ODD_STORED), ("assistant", "complete", REPLY)]),
+        *before,
+    ]
+    # The stored chat, opened in another tab, shows the text (the null byte as U+FFFD, as
+    # Markdown renders it), and no element came from it.
+    other = open_page(browser, app.url)
+    try:
+        other.locator("#chat_list").get_by_role("button").first.click()
+        expect(bubbles(other, "sent")).to_have_count(1)
+        shown = bubbles(other, "sent").first
+        assert shown.text_content() == ODD_STORED.replace("\x00", "\ufffd")
+        assert shown.locator("p *").count() == 0
+    finally:
+        other.close()
 
 
 def test_bad_generation_settings_are_refused_and_nothing_is_sent(page: Page) -> None:

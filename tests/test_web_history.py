@@ -3,21 +3,24 @@
 `python main.py` runs as a subprocess. The history test starts its own app twice on one data
 folder (to prove a restart keeps everything); the other tests share one app per module, with a
 slow scripted model loaded (replies take a few seconds: long enough to kill the model process
-mid-reply, or to queue other tabs behind it).
+mid-reply); the queue test pauses the model process while eight tabs line up behind it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import signal
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
 from browser import (
+    VIEWPORT,
     RunningApp,
     bubbles,
     chromium,
@@ -266,32 +269,119 @@ def test_a_killed_model_process_fails_one_reply_and_the_next_works(
         page.close()
 
 
-def test_tabs_wait_their_turn_see_their_place_and_can_leave_the_queue(
+TABS = 8
+LEAVER = 4  # the queued tab that gives up
+QUEUE_TOKENS = 8  # short replies: the queue, not the model, is under test
+QUEUE_REPLY = "".join(SLOW_SCRIPT[:QUEUE_TOKENS]).strip()
+# In each tab: when its reply's first words appeared (Date.now(), ms) and every "N ahead" shown.
+WATCH_LIVE_REPLY = """() => {
+    window.lcLive = {firstText: null, ahead: []};
+    const look = () => {
+        const live = document.querySelector('#live_reply');
+        const text = live ? live.innerText.trim() : '';
+        const waiting = /^waiting — (\\d+) ahead/.exec(text);
+        const ahead = window.lcLive.ahead;
+        if (waiting && ahead[ahead.length - 1] !== Number(waiting[1])) {
+            ahead.push(Number(waiting[1]));
+        }
+        if (window.lcLive.firstText === null && /^w0\\b/.test(text)) {
+            window.lcLive.firstText = Date.now();
+        }
+    };
+    new MutationObserver(look).observe(document.body,
+        {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _open_tabs(browser: Browser, url: str, count: int) -> list[Page]:
+    """`count` tabs of one browser window, loading side by side. They share cookies, storage
+    and cache like a user's tabs do; each must still be its own Taipy client."""
+    window = browser.new_context(viewport=VIEWPORT)
+    tabs = [window.new_page() for _ in range(count)]
+    for tab in tabs:
+        tab.set_default_timeout(30_000)  # eight tabs on two busy cores
+        tab.goto(url, wait_until="commit")
+    for tab in tabs:
+        tab.wait_for_selector("#navbar")
+    return tabs
+
+
+def _epoch_ms(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp() * 1000
+
+
+def test_eight_tabs_are_served_in_arrival_order_and_a_queued_one_can_leave(
     slow_app: RunningApp, browser: Browser
 ) -> None:
-    tabs = [open_page(browser, slow_app.url) for _ in range(3)]
+    questions = [f"Question from tab {i}" for i in range(TABS)]
+    # Each tab continues a chat of its own whose settings ask for short replies.
+    with ChatStore.in_folder(slow_app.data_dir) as store:
+        for i in range(TABS):
+            settings = {"max_tokens": QUEUE_TOKENS}
+            store.create_chat(title=f"Queue {i}", model=SLOW, settings=settings)
+    tabs = _open_tabs(browser, slow_app.url, TABS)
+    # The model process is paused while the tabs send: the first request is then still
+    # running when the last one arrives, however fast or busy the machine is.
+    worker = psutil.Process(_worker_pid(slow_app))
     try:
-        for tab in tabs:
-            expect(tab.locator("#model_line")).to_contain_text(SLOW)
+        for i, tab in enumerate(tabs):  # opened side by side too
+            chat_list(tab).filter(has_text=re.compile(f"^Queue {i}$")).click()
         for i, tab in enumerate(tabs):
-            send_message(tab, f"Question from tab {i}")
-        # The later tabs wait, and say so; the last one gives up while waiting.
-        expect(live_reply(tabs[1])).to_contain_text("waiting — 1 ahead")
-        expect(live_reply(tabs[2])).to_contain_text("waiting — 2 ahead")
-        tabs[2].locator("#stop").click()
-        stopped = wait_for_reply_end(tabs[2], marker="stopped")
-        assert stopped.startswith("(no text)")
-        assert live_reply(tabs[0]).count() == 1, "the queued tab left before the first ended"
-        for tab in tabs[:2]:
-            assert wait_for_reply_end(tab, timeout_ms=60_000).startswith(SLOW_REPLY)
-        for i, tab in enumerate(tabs):  # nothing from one tab in another
-            expect(bubbles(tab, "sent")).to_have_text([f"Question from tab {i}"])
+            expect(tab.locator("#chat_title")).to_have_value(f"Queue {i}", timeout=30_000)
+            expect(tab.locator("#model_line")).to_contain_text(SLOW)
+            tab.evaluate(WATCH_LIVE_REPLY)
+        worker.suspend()
+        try:
+            # One after another, each once the one before is visibly running or waiting.
+            send_message(tabs[0], questions[0])
+            expect(live_reply(tabs[0])).to_have_text("…", timeout=15_000)  # running: no queue
+            for i in range(1, TABS):
+                send_message(tabs[i], questions[i])
+                expect(live_reply(tabs[i])).to_have_text(f"waiting — {i} ahead", timeout=15_000)
+            # A queued tab gives up: it leaves the line, the ones behind it move up.
+            tabs[LEAVER].locator("#stop").click()
+            assert wait_for_reply_end(tabs[LEAVER], marker="stopped").startswith("(no text)")
+            for i in range(LEAVER + 1, TABS):
+                expect(live_reply(tabs[i])).to_have_text(f"waiting — {i - 1} ahead", timeout=15_000)
+            for i in range(LEAVER):
+                expect(live_reply(tabs[i])).to_have_text("…" if i == 0 else f"waiting — {i} ahead")
+        finally:
+            worker.resume()
+        served = [i for i in range(TABS) if i != LEAVER]
+        for i in served:  # every other tab gets its whole reply
+            reply = wait_for_reply_end(tabs[i], timeout_ms=120_000)
+            assert reply.startswith(f"{QUEUE_REPLY}\n") and f"{QUEUE_TOKENS} tokens" in reply
+        # Nothing from one tab in another.
+        for i, tab in enumerate(tabs):
+            expect(bubbles(tab, "sent")).to_have_text([questions[i]])
             expect(bubbles(tab, "received")).to_have_count(1)
+            conversation = tab.locator("#chat").inner_text()
+            assert [q for q in questions if q in conversation] == [questions[i]]
+        # Each waiting tab saw its place count down to 1, one step per reply ended (or, for
+        # the tabs behind it, when the leaver went).
+        seen = [tab.evaluate("window.lcLive") for tab in tabs]
+        for i in served[1:]:
+            assert seen[i]["ahead"] == list(range(i, 0, -1)), (i, seen[i]["ahead"])
+        assert seen[0]["ahead"] == [] and seen[LEAVER]["ahead"] == [LEAVER]
+        # Arrival order, from the store: replies ended in the order the tabs sent, and each
+        # began (its first words on screen) only after the one before it had ended.
         with ChatStore.in_folder(slow_app.data_dir) as store:
-            stored = {c.title: store.get_chat(c.id).messages for c in store.list_chats()}
-        assert [m.status for m in stored["Question from tab 2"]] == ["complete", "stopped"]
-        for i in (0, 1):
-            assert stored[f"Question from tab {i}"][1].content == SLOW_REPLY
+            chats = {c.title: store.get_chat(c.id) for c in store.list_chats()}
+        stored = [chats[f"Queue {i}"] for i in range(TABS)]
+        for i in served:
+            assert [(m.status, m.content) for m in stored[i].messages] == [
+                ("complete", questions[i]),
+                ("complete", QUEUE_REPLY),
+            ]
+        assert [(m.status, m.content) for m in stored[LEAVER].messages] == [
+            ("complete", questions[LEAVER]),
+            ("stopped", ""),
+        ]
+        ended = {i: _epoch_ms(stored[i].updated) for i in range(TABS)}  # when each reply ended
+        assert ended[LEAVER] < ended[0]  # it left before the first reply was done
+        for before, after in itertools.pairwise(served):
+            assert ended[before] < ended[after]
+            began = seen[after]["firstText"]
+            assert began > ended[before], (after, began - ended[before])
     finally:
-        for tab in tabs:
-            tab.close()
+        tabs[0].context.close()
