@@ -15,7 +15,8 @@ change notice, and a notice arriving just after such a load can leave it frozen 
 good. So its list changes once per exchange, when the reply is done (the question and the
 finished reply together), and is sent once more `SETTLE_S` later. Changing it at Enter as well
 made the page fetch and re-render every row as Markdown before the first token could show
-(20 rows at turn 10).
+(20 rows at turn 10). Every update of any page variable re-renders the whole Taipy page in the
+browser, so the page sends nothing it does not need to (the chat list only when it changed).
 """
 
 from __future__ import annotations
@@ -139,7 +140,11 @@ def refresh_chats(state: State) -> None:
     """Show the store's current list of chats."""
     ctx = app()
     untitled = ctx.labels["untitled"]
-    state.chat_lov = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+    chats = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+    # Assigning sends the list to the page (and redraws the selector) even when nothing
+    # changed, which is the usual case when a message is sent or a reply ends.
+    if [tuple(row) for row in state.chat_lov or []] != chats:
+        state.chat_lov = chats
 
 
 def _offer_chat_model(state: State) -> None:
