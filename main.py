@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hub_panel.close_queue()  # a running download stops cleanly; its partial file resumes
         engine.close()
+        context.close_remotes()
         store.close()
     return 0
 

@@ -183,6 +183,7 @@ class ChatLog:
             settings=session.params,
             model=_model_name(session.engine),
             chat_format=session.chat_format,
+            backend=session.engine.backend_name,
         )
         return cls(store, chat_id, session, **options)
 
@@ -213,6 +214,10 @@ class ChatLog:
         loaded = session.engine.loaded
         fmt = session.format.name if loaded else ""
         user_id, reply_id = self.store.begin_exchange(
-            self.chat_id, text, model=_model_name(session.engine), format=fmt
+            self.chat_id,
+            text,
+            model=_model_name(session.engine),
+            format=fmt,
+            backend=session.engine.backend_name,
         )
         return SavedReply(reply, self.store, user_id, reply_id, save_every_s=self.save_every_s)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import hub_cli, remote_cli
-from .config import FORMAT_CHOICES, Config, load_config
+from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
 from .model_files import choose_format, read_model_file, resolve_model, scan_models
@@ -179,8 +179,9 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
             model = args.model or chat.model
             if not model:
                 raise ModelFileError(f"chat {chat_id} has no model yet: name one with --model")
+            # The chat continues where it was written (--backend moves it elsewhere).
             engine = (
-                remote_cli.remote_engine(args, config, model)
+                remote_cli.remote_engine(args, config, model, backend=chat.backend)
                 or open_chat(model, config=config).engine
             )
             log = ChatLog(store, chat_id, session_for_chat(engine, chat, config=config))
@@ -239,7 +240,8 @@ def cmd_chats(args: argparse.Namespace, config: Config) -> int:
     width = max(len(str(chat.id)) for chat in chats)
     for chat in chats:
         title = chat.title or "(untitled)"
-        model = f"  [{chat.model}]" if chat.model else ""
+        where = "" if chat.backend == LOCAL_BACKEND else f"{chat.backend}: "
+        model = f"  [{where}{chat.model}]" if chat.model else ""
         print(
             f"{chat.id:>{width}}  {_local_time(chat.updated)}  {chat.message_count:>4} msgs  "
             f"{title}{model}"

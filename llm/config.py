@@ -77,6 +77,13 @@ class SamplingParams:
 
 LOCAL_BACKEND = "local"  # llama.cpp in this machine's worker process: always there, the default
 _BACKEND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def valid_backend_name(name: str) -> bool:
+    """Whether `name` can name a backend ("local" included)."""
+    return isinstance(name, str) and _BACKEND_NAME.fullmatch(name) is not None
+
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

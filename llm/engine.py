@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .config import Config, SamplingParams
+from .config import LOCAL_BACKEND, Config, SamplingParams
 from .errors import EngineError, ModelFileError
 from .gguf_file import ModelFile
 from .memory import check_fits_in_ram
@@ -143,6 +143,8 @@ def _death_reason(exitcode: int | None) -> str:
 
 class Engine:
     """Owns the inference worker. Thread-safe: requests are served one at a time."""
+
+    backend_name = LOCAL_BACKEND  # where the model runs, as chats record it
 
     def __init__(self, *, n_ctx: int = 4096, n_threads: int = 0, n_batch: int = 512) -> None:
         self.n_ctx_wanted = n_ctx

@@ -86,6 +86,13 @@ def m003_reply_status_and_figures(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_chat_backend(db: sqlite3.Connection) -> None:
+    # A chat remembers where its model runs: "local" (llama.cpp here) or a [[backends]] name,
+    # so reopening it continues on the same server and model.
+    _run(db, "ALTER TABLE chats ADD COLUMN backend TEXT NOT NULL DEFAULT 'local'")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

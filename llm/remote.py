@@ -132,21 +132,27 @@ class RemoteEngine:
     """Chat with one model on an OpenAI-compatible server. Thread-safe; requests run in
     parallel (the server decides how many it serves at once, e.g. llama-server's `-np`)."""
 
-    def __init__(self, backend: Backend, *, default_n_ctx: int = 4096) -> None:
+    def __init__(self, backend: Backend, *, default_n_ctx: int = 4096, model: str = "") -> None:
         self.backend = backend
         self.default_n_ctx = default_n_ctx
+        self.model = model  # what `load()` picks when not told ("": the backend's default)
         self.loaded: RemoteModel | None = None
         self._client: httpx2.Client | None = None  # for /models, /props, tokenizing
         self._tokenizer: str | None = None  # endpoint path, "" when the server has none
         self._counts: dict[str, int] = {}
 
     @classmethod
-    def from_config(cls, config: Config, name: str) -> RemoteEngine:
+    def from_config(cls, config: Config, name: str, model: str = "") -> RemoteEngine:
         """The engine for the [[backends]] entry `name` (ConfigError if there is none)."""
         backend = config.backend(name)
         if backend is None:
             raise ConfigError("backend 'local' is llama.cpp in LocalChat itself: use Engine")
-        return cls(backend, default_n_ctx=config.n_ctx)
+        return cls(backend, default_n_ctx=config.n_ctx, model=model)
+
+    @property
+    def backend_name(self) -> str:
+        """The [[backends]] name, as chats record it."""
+        return self.backend.name
 
     # HTTP helpers --------------------------------------------------------------------
     @property
@@ -294,7 +300,8 @@ class RemoteEngine:
         """Choose `model` (default: the backend's default_model, else the server's first) after
         checking the server offers it; a failure keeps the previous choice."""
         offered = self.list_models()
-        wanted = model or self.backend.default_model or (offered[0].id if offered else "")
+        wanted = model or self.model or self.backend.default_model
+        wanted = wanted or (offered[0].id if offered else "")
         if not offered:
             raise BackendModelNotFoundError(f"{self.where} offers no models")
         info = next((m for m in offered if m.id == wanted), None)

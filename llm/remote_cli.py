@@ -88,18 +88,22 @@ def cmd_backends(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def remote_engine(args: argparse.Namespace, config: Config, model: str = "") -> Any:
-    """The RemoteEngine for `ask --backend NAME`, with `model` chosen; None for local."""
+def remote_engine(
+    args: argparse.Namespace, config: Config, model: str = "", backend: str | None = None
+) -> Any:
+    """The RemoteEngine for `ask --backend NAME` (or `backend`, e.g. a stored chat's), with
+    `model` chosen; None for local."""
     from .remote import RemoteEngine
 
-    if not args.backend or args.backend == LOCAL_BACKEND:
+    name = args.backend or backend
+    if not name or name == LOCAL_BACKEND:
         return None
     if args.format:
         raise ConfigError(
-            f"--format applies to local models only: backend {args.backend!r} uses the "
+            f"--format applies to local models only: backend {name!r} uses the "
             f"chat template of the server"
         )
-    engine = RemoteEngine.from_config(config, args.backend)
+    engine = RemoteEngine.from_config(config, name)
     engine.load(model)
     return engine
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import psutil
 
 from . import migrations
-from .config import FORMAT_CHOICES, SamplingParams
+from .config import FORMAT_CHOICES, LOCAL_BACKEND, SamplingParams, valid_backend_name
 from .errors import ChatImportError, ChatNotFoundError, ConfigError, StorageError
 
 DB_FILE_NAME = "localchat.db"
@@ -89,6 +89,7 @@ class ChatSummary:
     updated: str
     model: str
     message_count: int
+    backend: str = LOCAL_BACKEND
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class StoredChat:
     settings: dict[str, Any]  # SamplingParams fields; missing ones take the config's values
     model: str  # file name of the model that wrote it last ("" if none yet)
     chat_format: str  # "auto" or a format name
+    backend: str = LOCAL_BACKEND  # where `model` runs: "local" or a [[backends]] name
     messages: tuple[StoredMessage, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -342,6 +344,7 @@ class ChatStore:
         settings: SamplingParams | Mapping[str, Any] | None = None,
         model: str = "",
         chat_format: str = "auto",
+        backend: str = LOCAL_BACKEND,
     ) -> int:
         """A new, empty chat; returns its id. An empty title is set from the first message."""
         row = {
@@ -350,14 +353,15 @@ class ChatStore:
             "settings_json": json.dumps(_checked_settings(settings)),
             "model": clean_text(model),
             "chat_format": _checked_format(chat_format),
+            "backend": _checked_backend(backend),
         }
 
         def work(db: sqlite3.Connection) -> int:
             stamp = now()
             cursor = db.execute(
                 "INSERT INTO chats (title, created, updated, system_prompt, settings_json, "
-                "model, chat_format) VALUES (:title, :created, :created, :system_prompt, "
-                ":settings_json, :model, :chat_format)",
+                "model, chat_format, backend) VALUES (:title, :created, :created, "
+                ":system_prompt, :settings_json, :model, :chat_format, :backend)",
                 {**row, "created": stamp},
             )
             return int(cursor.lastrowid)
@@ -370,7 +374,7 @@ class ChatStore:
         def work(db: sqlite3.Connection) -> list[ChatSummary]:
             rows = db.execute(
                 "SELECT c.id, c.title, c.created, c.updated, c.model, "
-                "(SELECT count(*) FROM messages m WHERE m.chat_id = c.id) "
+                "(SELECT count(*) FROM messages m WHERE m.chat_id = c.id), c.backend "
                 "FROM chats c ORDER BY c.updated DESC, c.id DESC LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()
@@ -384,7 +388,7 @@ class ChatStore:
         def work(db: sqlite3.Connection) -> StoredChat:
             row = db.execute(
                 "SELECT id, title, created, updated, system_prompt, settings_json, model, "
-                "chat_format FROM chats WHERE id = ?",
+                "chat_format, backend FROM chats WHERE id = ?",
                 (chat_id,),
             ).fetchone()
             if row is None:
@@ -402,6 +406,7 @@ class ChatStore:
                 settings=_settings_from_json(row[5]),
                 model=row[6],
                 chat_format=row[7],
+                backend=row[8],
                 messages=tuple(StoredMessage(*m) for m in messages),
             )
 
@@ -424,8 +429,10 @@ class ChatStore:
         settings: SamplingParams | Mapping[str, Any] | None = None,
         model: str | None = None,
         chat_format: str | None = None,
+        backend: str | None = None,
     ) -> None:
-        """Change a chat's system prompt, generation settings, model or format (None: keep)."""
+        """Change a chat's system prompt, generation settings, model, format or backend
+        (None: keep)."""
         changes: dict[str, Any] = {}
         if system_prompt is not None:
             changes["system_prompt"] = clean_text(system_prompt)
@@ -435,6 +442,8 @@ class ChatStore:
             changes["model"] = clean_text(model)
         if chat_format is not None:
             changes["chat_format"] = _checked_format(chat_format)
+        if backend is not None:
+            changes["backend"] = _checked_backend(backend)
         if not changes:
             self.get_chat(chat_id)  # still refuse an unknown id
             return
@@ -480,35 +489,51 @@ class ChatStore:
         }
         return self._write(lambda db: _insert_message(db, chat_id, values))
 
-    def start_reply(self, chat_id: int, *, model: str = "", format: str = "") -> int:
+    def start_reply(
+        self, chat_id: int, *, model: str = "", format: str = "", backend: str = LOCAL_BACKEND
+    ) -> int:
         """Add an empty assistant message with status "streaming"; returns its id.
 
-        `model` also becomes the chat's model (the one to offer when it is reopened).
+        `model` (on `backend`) also becomes the chat's model: the one it continues with when
+        it is reopened.
         """
         values = {"model": clean_text(model), "format": clean_text(format)}
-        return self._write(lambda db: self._insert_reply(db, chat_id, values))
+        backend = _checked_backend(backend)
+        return self._write(lambda db: self._insert_reply(db, chat_id, values, backend))
 
     def begin_exchange(
-        self, chat_id: int, text: str, *, model: str = "", format: str = ""
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        model: str = "",
+        format: str = "",
+        backend: str = LOCAL_BACKEND,
     ) -> tuple[int, int]:
         """Add a user message and the start of its reply in one transaction, before
         generation starts; returns (user message id, reply id). Keeping both in one commit
         keeps each reply right after its question even when two tabs write to one chat."""
         user = {"role": "user", "content": clean_text(text), "model": "", "format": ""}
         reply = {"model": clean_text(model), "format": clean_text(format)}
+        backend = _checked_backend(backend)
 
         def work(db: sqlite3.Connection) -> tuple[int, int]:
             user_id = _insert_message(db, chat_id, user)
-            return user_id, self._insert_reply(db, chat_id, reply)
+            return user_id, self._insert_reply(db, chat_id, reply, backend)
 
         return self._write(work)
 
-    def _insert_reply(self, db: sqlite3.Connection, chat_id: int, values: dict[str, Any]) -> int:
+    def _insert_reply(
+        self, db: sqlite3.Connection, chat_id: int, values: dict[str, Any], backend: str
+    ) -> int:
         values = {**values, "role": "assistant", "content": "", "status": "streaming"}
         values["writer"] = self._writer
         message_id = _insert_message(db, chat_id, values)
         if values["model"]:
-            db.execute("UPDATE chats SET model = ? WHERE id = ?", (values["model"], chat_id))
+            db.execute(
+                "UPDATE chats SET model = ?, backend = ? WHERE id = ?",
+                (values["model"], backend, chat_id),
+            )
         return message_id
 
     def update_reply(self, message_id: int, text: str) -> bool:
@@ -609,8 +634,8 @@ class ChatStore:
         def work(db: sqlite3.Connection) -> int:
             cursor = db.execute(
                 "INSERT INTO chats (title, created, updated, system_prompt, settings_json, "
-                "model, chat_format) VALUES (:title, :created, :updated, :system_prompt, "
-                ":settings_json, :model, :chat_format)",
+                "model, chat_format, backend) VALUES (:title, :created, :updated, "
+                ":system_prompt, :settings_json, :model, :chat_format, :backend)",
                 {**chat, "updated": now()},
             )
             chat_id = int(cursor.lastrowid)
@@ -687,6 +712,12 @@ def _checked_format(chat_format: str) -> str:
             f"chat format {chat_format!r} must be one of {', '.join(FORMAT_CHOICES)}"
         )
     return chat_format
+
+
+def _checked_backend(backend: str) -> str:
+    if not valid_backend_name(backend):
+        raise StorageError(f"backend {backend!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
+    return backend
 
 
 def _checked_settings(settings: SamplingParams | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -777,7 +808,8 @@ def chat_to_markdown(chat: StoredChat) -> str:
     lines = [f"# {_md_text(chat.title) or 'New chat'}", ""]
     lines.append(f"- Created: {_md_time(chat.created)}")
     if chat.model:
-        lines.append(f"- Model: {_md_text(chat.model)} (format {chat.chat_format})")
+        where = "" if chat.backend == LOCAL_BACKEND else f" on {_md_text(chat.backend)}"
+        lines.append(f"- Model: {_md_text(chat.model)}{where} (format {chat.chat_format})")
     if chat.settings:
         settings = ", ".join(f"{k} {v}" for k, v in chat.settings.items())
         lines.append(f"- Settings: {settings}")
@@ -821,6 +853,7 @@ def chat_to_export(chat: StoredChat) -> dict[str, Any]:
             "settings": chat.settings,
             "model": chat.model,
             "chat_format": chat.chat_format,
+            "backend": chat.backend,
             "messages": messages,
         },
     }
@@ -883,6 +916,7 @@ def parse_export(data: str | bytes) -> dict[str, Any]:
     try:
         settings = _checked_settings(settings)
         chat_format = _checked_format(_text(chat, "chat_format", "chat", "auto"))
+        backend = _checked_backend(_text(chat, "backend", "chat", LOCAL_BACKEND))
     except StorageError as exc:
         raise ChatImportError(f"chat: {exc}") from None
     raw_messages = chat.get("messages")
@@ -902,6 +936,7 @@ def parse_export(data: str | bytes) -> dict[str, Any]:
         "settings_json": json.dumps(settings),
         "model": clean_text(_text(chat, "model", "chat")),
         "chat_format": chat_format,
+        "backend": backend,
         "messages": messages,
     }
 

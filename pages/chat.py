@@ -34,6 +34,7 @@ import taipy.gui.builder as tgb
 from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
 
 from llm.chat_log import ChatLog, SavedReply, session_for_chat
+from llm.config import LOCAL_BACKEND
 from llm.errors import LocalChatError
 from llm.model_files import resolve_model
 from llm.storage import StoredChat, StoredMessage
@@ -70,6 +71,7 @@ chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently acti
 selected_chat = ""  # the open chat's id ("" before its first message)
 chat_title = ""  # the title input
 chat_model = ""  # the model the open chat was written with
+chat_backend = ""  # where that model runs ("local" or a [[backends]] name)
 offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
 offer_label = ""  # the button that loads it ("" when it is not in the models folder)
 model_loading = False
@@ -117,23 +119,39 @@ def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
     state.selected_chat = str(chat.id) if chat else ""
     state.chat_title = chat.title if chat else ""
     state.chat_model = chat.model if chat else ""
+    state.chat_backend = chat.backend if chat else ""
 
 
 def refresh_model(state: State) -> None:
     """Redraw what other tabs may have changed: which model and chat format replies come from
     (and whether it is the one the open chat used), and the chat list."""
+    _show_model(state)
+    refresh_chats(state)
+
+
+def _show_model(state: State) -> None:
+    """Where this tab's replies come from. A chat not stored yet goes where new chats go (the
+    models page chooses); a stored one continues on its own backend."""
     ctx = app()
     t = ctx.labels
-    loaded = ctx.engine.loaded
-    state.has_model = loaded is not None
+    session = state.session
+    if state.chat_log is None:
+        session.engine = ctx.active_engine()
+    engine = session.engine
+    loaded = engine.loaded
     state.models_empty = hub_panel.models_folder_empty()
-    if loaded is None:
+    if engine is not ctx.engine:  # a server: it connects on the chat's next message
+        model = loaded.info.id if loaded else engine.model
+        state.has_model = True
+        state.model_line = t["model_line_remote"].format(model=model, backend=engine.backend_name)
+    elif loaded is None:
+        state.has_model = False
         state.model_line = t["no_model"]
     else:
+        state.has_model = True
         name = loaded.info.file_name
         state.model_line = t["model_line"].format(model=name, format=ctx.format_label(name))
     _offer_chat_model(state)
-    refresh_chats(state)
 
 
 def refresh_chats(state: State) -> None:
@@ -152,9 +170,15 @@ def _offer_chat_model(state: State) -> None:
     ctx = app()
     t = ctx.labels
     wanted = str(state.chat_model or "")
+    backend = str(state.chat_backend or LOCAL_BACKEND)
     loaded = ctx.engine.loaded
-    if not wanted or (loaded is not None and loaded.info.file_name == wanted):
+    remote_here = backend != LOCAL_BACKEND and state.session.engine.backend_name == backend
+    if not wanted or remote_here or (loaded is not None and loaded.info.file_name == wanted):
         state.offer_line = state.offer_label = ""
+        return
+    if backend != LOCAL_BACKEND:  # its server is no longer in config.toml
+        state.offer_line = t["chat_backend_missing"].format(model=wanted, backend=backend)
+        state.offer_label = ""
         return
     try:
         resolve_model(wanted, ctx.config.models_dir, allow_paths=False)
@@ -192,11 +216,20 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     if not text.strip() or state.busy:
         return
     ctx = app()
-    loaded = ctx.engine.loaded
+    session = state.session
+    if state.chat_log is None:
+        session.engine = ctx.active_engine()
+    engine = session.engine
+    if engine.loaded is None and engine is not ctx.engine:
+        try:
+            engine.load()  # a reopened chat's server: checks it still offers the model
+        except LocalChatError as exc:
+            notify(state, "error", str(exc))
+            return
+    loaded = engine.loaded
     if loaded is None:
         notify(state, "warning", ctx.labels["no_model"])
         return
-    session = state.session
     stop_event = threading.Event()
     gui, state_id, run = state.get_gui(), get_state_id(state), state.run_id
 
@@ -209,10 +242,10 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         session.params = session.params.replace(**_sampling_overrides(state))
         session.messages_for(text)  # a message the model cannot take stores nothing either
         session.system_prompt = str(state.system_prompt or "")
-        session.chat_format = ctx.format_choice(loaded.info.file_name)
+        if engine is ctx.engine:  # a server applies its own template
+            session.chat_format = ctx.format_choice(loaded.info.file_name)
         if log is None:
             log = ChatLog.start(ctx.store, session)
-        ctx.store.update_chat(log.chat_id, model=loaded.info.file_name)  # the model used last
         reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
     except LocalChatError as exc:  # bad settings or input, or the database: say so
         notify(state, "error", str(exc))
@@ -222,6 +255,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         state.selected_chat = str(log.chat_id)
         state.chat_title = ctx.store.get_chat(log.chat_id).title
     state.chat_model = loaded.info.file_name
+    state.chat_backend = engine.backend_name
     state.offer_line = state.offer_label = ""
     refresh_chats(state)
     state.draft = ""
@@ -361,21 +395,21 @@ def new_chat(state: State) -> None:
     state.chat_log = None
     state.messages = []
     _show_chat_facts(state, None)
-    _offer_chat_model(state)
-    refresh_chats(state)
+    refresh_model(state)
 
 
 def _open(state: State, chat_id: int) -> None:
     ctx = app()
     chat = ctx.store.get_chat(chat_id)
-    session = session_for_chat(ctx.engine, chat, config=ctx.config)
+    engine = ctx.engine_for_chat(chat.backend, chat.model)
+    session = session_for_chat(engine, chat, config=ctx.config)
     _leave_chat(state)
     state.session = session
     state.chat_log = ChatLog(ctx.store, chat.id, session)
     state.messages = [_stored_row(m) for m in chat.messages]
     _show_settings(state, chat.system_prompt, session.params)
     _show_chat_facts(state, chat)
-    _offer_chat_model(state)
+    _show_model(state)
 
 
 def open_selected(state: State, var_name: str, value: Any) -> None:
@@ -505,7 +539,7 @@ def load_chat_model(state: State) -> None:
     load_in_background(state, name, str(path), _load_done)
 
 
-def _load_done(state: State, name: str, error: str) -> None:
+def _load_done(state: State, name: str, error: str, _result: object = None) -> None:
     state.model_loading = False
     if error:
         notify(state, "error", error)

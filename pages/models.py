@@ -1,8 +1,14 @@
-"""The models page (`/models`): the models folder as a table, loading a model, its chat format.
+"""The models page (`/models`): where models run, the models folder as a table, loading a
+model, its chat format.
 
 Loading runs in a thread (a real model takes seconds) with a visible loading state; a file that
-fails keeps the previous model in use and shows the engine's reason. The chat format can be
-overridden per model (remembered in the preferences file), with the exact prompt it produces.
+fails keeps the previous model in use and shows the engine's reason (a model too big for the
+free RAM is refused unless the user ticks the override). The chat format can be overridden per
+model (remembered in the preferences file), with the exact prompt it produces.
+
+The backend selector switches between llama.cpp on this computer and config.toml's
+`[[backends]]` servers: choosing a server lists its models (its /v1/models, asked in a thread);
+"Use this model" makes it answer new chats, as loading a local model does.
 """
 
 from __future__ import annotations
@@ -14,14 +20,14 @@ import pandas as pd
 import taipy.gui.builder as tgb
 from taipy.gui import State, notify
 
-from llm.config import FORMAT_CHOICES
+from llm.config import FORMAT_CHOICES, LOCAL_BACKEND
 from llm.errors import LocalChatError
 from llm.gguf_file import human_size
 from llm.model_files import ModelEntry, choose_format, detect_format, resolve_model, scan_models
 from llm.prompts import FORMATS, render_prompt
 
 from . import chat, hub_panel
-from .context import app, load_in_background
+from .context import app, in_background, load_in_background
 
 # The "Get models" panel's callbacks: Taipy finds a page's callbacks by name in its module.
 from .hub_panel import (  # noqa: F401
@@ -37,6 +43,14 @@ from .hub_panel import (  # noqa: F401
 )
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
+backend_choice = LOCAL_BACKEND  # the backend whose models this tab shows
+backend_lov: list[tuple[str, str]] = []
+active_line = ""  # where new chats are answered
+remote_models: list[str] = []  # the chosen server's models
+remote_model = ""
+remote_busy = False  # asking the server
+remote_error = ""
+ignore_memory = False  # load even if the RAM check says the model does not fit
 folder_line = ""
 model_table: Any = pd.DataFrame()
 model_names: list[str] = []
@@ -81,8 +95,20 @@ _FRAME = inspect.currentframe()  # binds the page to this module's variables
 
 def init_state(state: State) -> None:
     """Fill the page for a new tab."""
+    ctx = app()
+    t = ctx.labels
+    state.backend_lov = [(LOCAL_BACKEND, t["backend_local"])] + [
+        (b.name, t["backend_remote"].format(name=b.name, url=b.base_url))
+        for b in ctx.config.backends
+    ]
+    state.backend_choice = ctx.active_engine().backend_name
+    state.remote_models = []
+    state.remote_error = ""
+    state.remote_busy = False
     refresh(state)
     hub_panel.init_state(state)
+    if state.backend_choice != LOCAL_BACKEND:
+        _ask_for_models(state)
 
 
 def refresh(state: State) -> None:
@@ -108,6 +134,15 @@ def refresh(state: State) -> None:
         )
     else:
         state.loaded_line = t["current_none"]
+    remote = ctx.active_remote
+    if remote is not None and remote.loaded is not None:
+        state.active_line = t["active_remote"].format(
+            model=remote.loaded.info.id, backend=remote.backend_name
+        )
+    elif loaded:
+        state.active_line = t["active_local"].format(model=loaded.info.file_name)
+    else:
+        state.active_line = t["current_none"]
     _show_format(state, entries)
 
 
@@ -223,6 +258,73 @@ def change_format(state: State, *_: Any) -> None:
     state.get_gui().broadcast_callback(refresh_everywhere)
 
 
+def choose_backend(state: State, *_: Any) -> None:
+    """The backend selector: "local" answers new chats with llama.cpp here at once; a server
+    has its models listed first (then "Use this model")."""
+    ctx = app()
+    state.remote_error = ""
+    state.remote_models = []
+    state.remote_model = ""
+    if state.backend_choice == LOCAL_BACKEND:
+        if ctx.active_remote is not None:
+            ctx.use_local()
+            state.get_gui().broadcast_callback(refresh_everywhere)
+        return
+    _ask_for_models(state)
+
+
+def _ask_for_models(state: State) -> None:
+    ctx = app()
+    backend = str(state.backend_choice)
+    try:
+        engine = ctx.remote_engine(backend, "")
+    except LocalChatError as exc:
+        state.remote_error = str(exc)
+        return
+    state.remote_busy = True
+    in_background(state, backend, engine.list_models, _models_listed)
+
+
+def _models_listed(state: State, backend: str, error: str, models: Any) -> None:
+    if backend != state.backend_choice:  # the user chose another backend meanwhile
+        return
+    state.remote_busy = False
+    if error:
+        state.remote_error = error
+        return
+    names = [m.id for m in models or []]
+    if not names:
+        state.remote_error = app().labels["remote_no_models"].format(backend=backend)
+    state.remote_models = names
+    active = app().active_remote
+    in_use = active.loaded.info.id if active and active.backend_name == backend else ""
+    default = app().config.backend(backend).default_model
+    first = names[0] if names else ""
+    state.remote_model = next((n for n in (in_use, default) if n in names), first)
+
+
+def use_remote_model(state: State) -> None:
+    """ "Use this model": new chats are answered by the chosen model on the chosen server."""
+    ctx = app()
+    backend, model = str(state.backend_choice), str(state.remote_model or "")
+    if state.remote_busy or backend == LOCAL_BACKEND or not model:
+        return
+    state.remote_busy = True
+    state.remote_error = ""
+    in_background(state, backend, lambda: ctx.use_remote(backend, model), _remote_used)
+
+
+def _remote_used(state: State, backend: str, error: str, engine: Any) -> None:
+    state.remote_busy = False
+    if error:
+        state.remote_error = error
+        notify(state, "error", error)
+        return
+    model = engine.loaded.info.id
+    notify(state, "success", app().labels["active_remote"].format(model=model, backend=backend))
+    state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows it
+
+
 def load_model(state: State) -> None:
     """Load button: load the selected model in a thread; the page shows it is loading."""
     ctx = app()
@@ -237,10 +339,11 @@ def load_model(state: State) -> None:
     state.loading = True
     state.load_error = ""
     state.loading_line = ctx.labels["loading"].format(model=name)
-    load_in_background(state, name, str(path), _load_done)
+    ignore = bool(state.ignore_memory)
+    load_in_background(state, name, str(path), _load_done, ignore_memory_check=ignore)
 
 
-def _load_done(state: State, name: str, error: str) -> None:
+def _load_done(state: State, name: str, error: str, _result: object = None) -> None:
     t = app().labels
     state.loading = False
     state.loading_line = ""
@@ -250,6 +353,7 @@ def _load_done(state: State, name: str, error: str) -> None:
         refresh(state)
     else:
         notify(state, "success", t["loaded"].format(model=name))
+        state.backend_choice = LOCAL_BACKEND
         state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows the new model
 
 
@@ -271,6 +375,7 @@ def build_page() -> tgb.Page:
     """The models page, labelled in the configured language."""
     t = app().labels
     with tgb.Page(frame=_FRAME, style=hub_panel.STYLE) as page:
+        _backend_card(t)
         with tgb.layout("1fr auto", class_name="lc-folder-bar"):
             with tgb.part(id="models_folder"):  # markdown text drops its own id
                 tgb.text("{folder_line}", mode="md")
@@ -306,6 +411,7 @@ def build_page() -> tgb.Page:
                     tgb.button(
                         t["load"], id="load_model", on_action=load_model, active="{not loading}"
                     )
+                tgb.toggle("{ignore_memory}", label=t["ignore_memory"], id="ignore_memory")
                 with tgb.part(render="{loading}", class_name="lc-loading"):
                     tgb.progress(linear=True)
                     tgb.text("{loading_line}", id="loading")
@@ -329,3 +435,43 @@ def build_page() -> tgb.Page:
                 )
         hub_panel.build_section()
     return page
+
+
+def _backend_card(t: Any) -> None:
+    """Where models run: llama.cpp here or a configured server, and what new chats use."""
+    with tgb.part(class_name="lc-card lc-backend-card"):
+        tgb.text(t["backend_title"], class_name="lc-card-title")
+        with tgb.part(id="active_line"):  # markdown text drops its own id
+            tgb.text("{active_line}", mode="md")
+        tgb.selector(
+            "{backend_choice}",
+            lov="{backend_lov}",
+            value_by_id=True,
+            dropdown=True,
+            label=t["backend_choose"],
+            id="backend_select",
+            on_change=choose_backend,
+            class_name="fullwidth",
+        )
+        with tgb.part(render="{len(backend_lov) < 2}"):
+            tgb.text(t["no_backends_hint"], class_name="lc-hint")
+        with tgb.part(render="{backend_choice != 'local'}", id="remote_panel"):
+            with tgb.part(render="{remote_busy}", class_name="lc-loading"):
+                tgb.progress(linear=True)
+            with tgb.layout("1fr auto", class_name="lc-load-bar"):
+                tgb.selector(
+                    "{remote_model}",
+                    lov="{remote_models}",
+                    dropdown=True,
+                    label=t["remote_model"],
+                    id="remote_model",
+                    class_name="fullwidth",
+                )
+                tgb.button(
+                    t["use_remote"],
+                    id="use_remote",
+                    on_action=use_remote_model,
+                    active="{not remote_busy and remote_model != ''}",
+                )
+            with tgb.part(render="{remote_error != ''}", class_name="lc-error"):
+                tgb.text("{remote_error}", id="remote_error")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -219,3 +220,13 @@ def load_model(page: Page, file_name: str, *, models_tab: str = "Models") -> Non
         go_to(page, models_tab)
     choose_option(page, "model_select", file_name)
     page.locator("#load_model").click()
+
+
+def chat_list(page: Page):  # -> Locator of the chat list's entries
+    return page.locator("#chat_list").get_by_role("button")
+
+
+def open_chat(page: Page, title: str) -> None:
+    """Open the stored chat titled `title` from the chat list."""
+    chat_list(page).filter(has_text=re.compile(f"^{re.escape(title)}$")).first.click()
+    expect(page.locator("#chat_title")).to_have_value(title)

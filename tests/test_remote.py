@@ -5,22 +5,19 @@ figures, trimming, Stop, unreachable server, bad key, unknown model, a server dy
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser import free_port
 from conftest import REPLY, SCRIPT
 from gguf_factory import write_scripted_model
+from remote_server import Server, llama_cpp_server
 
 from llm.config import Backend, SamplingParams, config_from_dict
 from llm.errors import (
@@ -41,68 +38,6 @@ LONG_SCRIPT = [f" w{i}" for i in range(300)]
 LONG_REPLY = "".join(LONG_SCRIPT)
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def llama_cpp_server(
-    model: Path,
-    alias: str,
-    log: Path,
-    *,
-    api_key: str | None = None,
-    n_ctx: int = 1024,
-    extra: tuple[str, ...] = (),
-) -> Iterator[Server]:
-    """`python -m llama_cpp.server` on a free port, ready when /v1/models answers."""
-    port = _free_port()
-    command = [
-        *(sys.executable, "-m", "llama_cpp.server", "--model", str(model)),
-        *("--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml"),
-        *("--model_alias", alias, "--n_ctx", str(n_ctx)),
-        *(("--api_key", api_key) if api_key else ()),
-        *extra,
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}/v1", log)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited:\n{log.read_text()[-2000:]}")
-            try:
-                request = urllib.request.Request(
-                    f"{server.base_url}/models", headers={"Authorization": f"Bearer {api_key}"}
-                )
-                with urllib.request.urlopen(request, timeout=2):
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server not ready in 90 s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
@@ -115,8 +50,9 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     --interrupt_requests false makes it queue them instead."""
     log = tmp_path_factory.mktemp("server") / "server.log"
     model = models_dir / "chatml-scripted.gguf"
-    extra = ("--interrupt_requests", "false")
-    with llama_cpp_server(model, "scripted", log, api_key=KEY, n_ctx=1024, extra=extra) as running:
+    with llama_cpp_server(
+        model, "scripted", log, api_key=KEY, n_ctx=1024, interrupt_requests=False
+    ) as running:
         yield running
 
 
@@ -262,7 +198,7 @@ def test_stop_ends_the_reply_at_once_and_the_server_stops(long_server: Server) -
 
 
 def test_unreachable_server_is_one_clear_error() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     engine = RemoteEngine(Backend(name="gone", base_url=url))
     with pytest.raises(BackendUnreachableError) as error:
         engine.list_models()
@@ -390,7 +326,7 @@ def test_cli_ask_and_backends_through_the_server(
         f'name = "test"\nbase_url = "{server.base_url}"\napi_key_env = "{KEY_ENV}"\n'
         'default_model = "scripted"\nn_ctx = 1024\n'
         "[[backends]]\n"
-        f'name = "gone"\nbase_url = "http://127.0.0.1:{_free_port()}/v1"\n'
+        f'name = "gone"\nbase_url = "http://127.0.0.1:{free_port()}/v1"\n'
     )
     env = {**project_env, KEY_ENV: KEY, "LOCALCHAT_DATA_DIR": str(tmp_path / "data")}
     base = ["--config", str(config)]

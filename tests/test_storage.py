@@ -335,6 +335,7 @@ def test_export_json_and_import_round_trip(db_path: Path) -> None:
     assert copy.title == original.title and copy.system_prompt == original.system_prompt
     assert copy.settings == original.settings and copy.model == original.model
     assert copy.chat_format == original.chat_format and copy.created == original.created
+    assert (copy.backend, original.backend) == ("local", "local")
 
     def comparable(chat: object) -> list[dict]:
         rows = [m.to_dict() for m in chat.messages]
@@ -384,6 +385,7 @@ def _export(**chat: object) -> str:
         (_export(settings={"top_p": 0}), "top_p = 0 is out of range"),
         (_export(settings=[]), "chat.settings must be an object"),
         (_export(chat_format="alpaca"), "chat format 'alpaca' must be one of"),
+        (_export(backend="../gpu box"), "backend '../gpu box' must be 1 to 64 letters"),
         (_export(title=7), "chat.title must be a string"),
         (_export(title="x" * 300), "chat.title can have at most 200 characters"),
     ],
@@ -395,6 +397,22 @@ def test_bad_imports_are_refused_and_store_nothing(
     with pytest.raises(ChatImportError, match=message):
         store.import_json(data)
     assert store.list_chats() == []
+
+
+def test_a_chat_remembers_its_backend(db_path: Path) -> None:
+    store = ChatStore(db_path)
+    chat_id = store.create_chat(model="tinyllama.gguf")
+    assert store.get_chat(chat_id).backend == "local"
+    store.begin_exchange(chat_id, "Hi", model="qwen2.5-7b", format="server", backend="gpu-box")
+    chat = store.get_chat(chat_id)
+    assert (chat.backend, chat.model) == ("gpu-box", "qwen2.5-7b")
+    assert store.list_chats()[0].backend == "gpu-box"
+    assert "- Model: qwen2.5-7b on gpu-box" in store.export_markdown(chat_id)
+    copy = store.get_chat(store.import_json(store.export_json(chat_id)))
+    assert (copy.backend, copy.model) == ("gpu-box", "qwen2.5-7b")
+    with pytest.raises(StorageError, match="backend 'a b' must be"):
+        store.begin_exchange(chat_id, "Again", model="m", backend="a b")
+    assert len(store.get_chat(chat_id).messages) == 2  # the refused exchange stored nothing
 
 
 def test_import_of_a_streaming_reply_and_untitled_chat(db_path: Path) -> None:

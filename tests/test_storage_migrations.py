@@ -88,6 +88,7 @@ def test_version_1_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
             "tinyllama.gguf",
         )
         assert old.settings == {} and old.chat_format == "auto"  # defaults of new columns
+        assert old.backend == "local"  # chats from before remote backends ran here
         assert [(m.role, m.content, m.status, m.created) for m in old.messages] == [
             ("user", "Capital of France?", "complete", T0),
             ("assistant", "Paris.", "complete", T0),
