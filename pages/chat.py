@@ -9,11 +9,14 @@ A reply runs in a worker thread that iterates the `SavedReply` and pushes the gr
 that tab only, through `invoke_callback`, at most `UPDATES_PER_SECOND` times a second. While
 the request waits behind other tabs' requests, the tab shows its place in the queue.
 
-The reply being written is shown in its own element (`live_text`), not in the chat control:
-Taipy's chat control loads its rows in a second round trip after each change notice, and a
-notice arriving just after such a load can leave it frozen on old rows for good. So its list
-changes only twice per exchange (the question, then the finished reply), at least
-`LIST_GAP_S` apart, and is sent once more when the reply is done.
+The exchange being written is shown in its own elements (`live_question`, `live_text`), not
+in the chat control: Taipy's chat control loads its rows in a second round trip after each
+change notice, and a notice arriving just after such a load can leave it frozen on old rows for
+good. So its list changes once per exchange, when the reply is done (the question and the
+finished reply together), and is sent once more `SETTLE_S` later. Changing it at Enter as well
+made the page fetch and re-render every row as Markdown before the first token could show
+(20 rows at turn 10). Every update of any page variable re-renders the whole Taipy page in the
+browser, so the page sends nothing it does not need to (the chat list only when it changed).
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ from .context import app, load_in_background
 from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
 
 UPDATES_PER_SECOND = 10
-LIST_GAP_S = 0.4  # least time between two changes of the chat rows (see the module doc)
+LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 messages: list[list[str]] = []  # the chat control's rows: [id, markdown text, sender]
 live_text = ""  # the reply being written ("" when none)
+live_question = ""  # the message being answered, shown until the exchange joins the rows
 draft = ""  # the message input
 busy = False
 has_model = False
@@ -91,6 +95,7 @@ def init_state(state: State) -> None:
     state.cancel = None
     state.messages = []
     state.live_text = ""
+    state.live_question = ""
     state.draft = ""
     state.busy = False
     state.confirm_delete = False
@@ -153,7 +158,11 @@ def refresh_chats(state: State) -> None:
     """Show the store's current list of chats."""
     ctx = app()
     untitled = ctx.labels["untitled"]
-    state.chat_lov = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+    chats = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+    # Assigning sends the list to the page (and redraws the selector) even when nothing
+    # changed, which is the usual case when a message is sent or a reply ends.
+    if [tuple(row) for row in state.chat_lov or []] != chats:
+        state.chat_lov = chats
 
 
 def _offer_chat_model(state: State) -> None:
@@ -250,20 +259,22 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     state.offer_line = state.offer_label = ""
     refresh_chats(state)
     state.draft = ""
-    state.messages = [*state.messages, _new_row(text, ctx.labels["you"])]
+    state.live_question = text
     state.live_text = "…"
     state.cancel = stop_event
     state.busy = True
     worker = threading.Thread(
         target=_stream,
-        args=(gui, state_id, reply, run, time.monotonic()),
+        args=(gui, state_id, reply, text, run, time.monotonic()),
         name="reply-stream",
         daemon=True,
     )
     worker.start()
 
 
-def _stream(gui: Gui, state_id: str, reply: SavedReply, run: int, asked_at: float) -> None:
+def _stream(
+    gui: Gui, state_id: str, reply: SavedReply, question: str, run: int, asked_at: float
+) -> None:
     """Worker thread: read the reply (which saves itself) and push its text to the tab."""
     interval = 1.0 / UPDATES_PER_SECOND
     last_push = 0.0
@@ -278,7 +289,7 @@ def _stream(gui: Gui, state_id: str, reply: SavedReply, run: int, asked_at: floa
         error = str(exc) or type(exc).__name__
     # Pacing for the chat control, not for the reply: it is on screen already (live_text).
     time.sleep(max(0.0, asked_at + LIST_GAP_S - time.monotonic()))
-    invoke_callback(gui, state_id, _finish, [run, reply, error])
+    invoke_callback(gui, state_id, _finish, [run, reply, question, error])
     settle = threading.Timer(SETTLE_S, invoke_callback, args=(gui, state_id, _resend_rows))
     settle.daemon = True
     settle.start()
@@ -303,7 +314,7 @@ def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> 
     return app().labels["figures"].format(tokens=tokens or 0, ttft=ttft or 0.0, tps=tps or 0.0)
 
 
-def _finish(state: State, run: int, reply: SavedReply, error: str) -> None:
+def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
     if state.run_id != run:
         return
     t = app().labels
@@ -321,7 +332,12 @@ def _finish(state: State, run: int, reply: SavedReply, error: str) -> None:
         notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
     body = reply.text if reply.text.strip() else t["empty_reply"]
     footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
-    state.messages = [*state.messages, _new_row(f"{body}\n\n*{footer}*", t["assistant"])]
+    state.messages = [
+        *state.messages,
+        _new_row(question, t["you"]),
+        _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
+    ]
+    state.live_question = ""
     state.live_text = ""
     state.busy = False
     state.cancel = None
@@ -366,6 +382,7 @@ def _leave_chat(state: State) -> None:
     if state.cancel is not None:
         state.cancel.set()
     state.run_id += 1
+    state.live_question = ""
     state.live_text = ""
     state.busy = False
     state.cancel = None
@@ -576,6 +593,12 @@ def build_page() -> tgb.Page:
                     mode="markdown",
                     class_name="lc-chat",
                 )
+                with tgb.part(
+                    render="{live_question != ''}",
+                    id="live_question",
+                    class_name="lc-live-question",
+                ):
+                    tgb.text("{live_question}", mode="md")
                 with tgb.part(render="{live_text != ''}", id="live_reply", class_name="lc-live"):
                     tgb.text("{live_text}", mode="md")
             # Enter sends, Shift+Enter starts a new line.

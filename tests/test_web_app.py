@@ -434,12 +434,16 @@ def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
     expect(page.locator("#stop")).to_be_enabled()
     expect(chat_input(page)).to_be_disabled()
     expect(live_reply(page)).to_contain_text(" w20", timeout=30_000)
-    expect(bubbles(page, "sent")).to_have_text(["Count for me"])
+    # The question is in view above the reply being written; the chat rows change only
+    # when the exchange is over (see pages/chat.py).
+    expect(page.locator("#live_question")).to_have_text("Count for me")
     page.screenshot(path=shots / "chat-streaming-dark.png")
     final = wait_for_reply_end(page)
     assert final.startswith(SLOW_REPLY)
     assert "100 tokens" in final
-    expect(live_reply(page)).to_have_count(0)  # the finished reply moved into the chat
+    expect(live_reply(page)).to_have_count(0)  # the finished exchange moved into the chat
+    expect(page.locator("#live_question")).to_have_count(0)
+    expect(bubbles(page, "sent")).to_have_text(["Count for me"])
     expect(page.locator("#stop")).to_be_disabled()
 
     samples = page.evaluate("window.lcSamples")
