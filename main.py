@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pages
     from pages.context import AppContext, install
     from pages.i18n import labels
+    from pages.live import add_live_route
     from pages.page_scripts import add_page_scripts
 
     context = AppContext(
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install(context)
     server = make_server("LocalChat", access_token=config.access_token, title=config.title)
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
+    add_live_route(server)  # replies stream to the page beside Taipy's state
     gui = Gui(pages=pages.create_pages(), flask=server)  # made here: Taipy finds main.css
     gui.on_init = pages.on_init
     gui.on_page_load = pages.on_page_load

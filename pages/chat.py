@@ -5,9 +5,10 @@ the app's `ChatStore` through a `ChatLog`: the tab's chat is stored when its fir
 sent (the user message is committed before the model starts, the reply while it streams). The
 chat list beside the chat opens, renames, deletes, exports and imports stored chats.
 
-A reply runs in a worker thread that iterates the `SavedReply` and pushes the growing text to
-that tab only, through `invoke_callback`, at most `UPDATES_PER_SECOND` times a second. While
-the request waits behind other tabs' requests, the tab shows its place in the queue.
+A reply runs in a worker thread that iterates the `SavedReply` and publishes the growing text
+to that tab only, through its own event stream (`pages.live`: not a page variable, because
+every page-variable update re-renders the whole page in the browser). While the request waits
+behind other tabs' requests, the tab shows its place in the queue.
 
 The exchange being written is shown in its own elements (`live_question`, `live_text`), not
 in the chat control: Taipy's chat control loads its rows in a second round trip after each
@@ -42,14 +43,15 @@ from llm.storage import StoredChat, StoredMessage
 from . import hub_panel
 from .context import app, load_in_background
 from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
+from .live import LiveText, open_live
 
-UPDATES_PER_SECOND = 10
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 messages: list[list[str]] = []  # the chat control's rows: [id, markdown text, sender]
-live_text = ""  # the reply being written ("" when none)
+live_text = ""  # "…" or the queue position while a reply is under way ("" when none)
+live_key = ""  # the key of the running reply's text stream (see pages/live.py)
 live_question = ""  # the message being answered, shown until the exchange joins the rows
 draft = ""  # the message input
 busy = False
@@ -95,6 +97,7 @@ def init_state(state: State) -> None:
     state.cancel = None
     state.messages = []
     state.live_text = ""
+    state.live_key = ""
     state.live_question = ""
     state.draft = ""
     state.busy = False
@@ -261,11 +264,12 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     state.draft = ""
     state.live_question = text
     state.live_text = "…"
+    state.live_key, live = open_live()
     state.cancel = stop_event
     state.busy = True
     worker = threading.Thread(
         target=_stream,
-        args=(gui, state_id, reply, text, run, time.monotonic()),
+        args=(gui, state_id, reply, live, text, run, time.monotonic()),
         name="reply-stream",
         daemon=True,
     )
@@ -273,20 +277,24 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
 
 
 def _stream(
-    gui: Gui, state_id: str, reply: SavedReply, question: str, run: int, asked_at: float
+    gui: Gui,
+    state_id: str,
+    reply: SavedReply,
+    live: LiveText,
+    question: str,
+    run: int,
+    asked_at: float,
 ) -> None:
-    """Worker thread: read the reply (which saves itself) and push its text to the tab."""
-    interval = 1.0 / UPDATES_PER_SECOND
-    last_push = 0.0
+    """Worker thread: read the reply (which saves itself) and publish its text to the tab."""
     error = ""
     try:
         for _ in reply:
-            now = time.monotonic()
-            if now - last_push >= interval:
-                last_push = now
-                invoke_callback(gui, state_id, _show_text, [run, reply.text])
+            live.publish(reply.text)
     except Exception as exc:  # whatever happens, the tab must leave its busy state
         error = str(exc) or type(exc).__name__
+    finally:
+        live.publish(reply.text)
+        live.end()
     # Pacing for the chat control, not for the reply: it is on screen already (live_text).
     time.sleep(max(0.0, asked_at + LIST_GAP_S - time.monotonic()))
     invoke_callback(gui, state_id, _finish, [run, reply, question, error])
@@ -303,11 +311,6 @@ def _show_queue(state: State, run: int, position: int) -> None:
     # Sent from the reply thread before any text, so it never hides a reply being written.
     if state.run_id == run:
         state.live_text = app().labels["queued"].format(n=position)
-
-
-def _show_text(state: State, run: int, text: str) -> None:
-    if state.run_id == run:
-        state.live_text = text or "…"
 
 
 def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> str:
@@ -339,6 +342,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     ]
     state.live_question = ""
     state.live_text = ""
+    state.live_key = ""
     state.busy = False
     state.cancel = None
     refresh_chats(state)  # this chat is now the most recently active
@@ -384,6 +388,7 @@ def _leave_chat(state: State) -> None:
     state.run_id += 1
     state.live_question = ""
     state.live_text = ""
+    state.live_key = ""
     state.busy = False
     state.cancel = None
 
@@ -600,7 +605,11 @@ def build_page() -> tgb.Page:
                 ):
                     tgb.text("{live_question}", mode="md")
                 with tgb.part(render="{live_text != ''}", id="live_reply", class_name="lc-live"):
-                    tgb.text("{live_text}", mode="md")
+                    with tgb.part(class_name="lc-live-status"):
+                        tgb.text("{live_text}", mode="md")
+                    # Filled by pages/live.py's script, never by a page variable.
+                    tgb.part(id="live_stream", class_name="lc-live-stream")
+                tgb.text("{live_key}", id="live_key", class_name="lc-hidden")
             # Enter sends, Shift+Enter starts a new line.
             tgb.input(
                 "{draft}",

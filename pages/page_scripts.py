@@ -1,4 +1,4 @@
-"""Two small scripts added to the page Taipy serves, for what Taipy cannot be told to do.
+"""Small scripts added to the page Taipy serves, for what Taipy cannot be told to do.
 
 - One state per browser tab: Taipy's front end keeps its client id in `localStorage`, which
   every tab of the site shares, so a second tab would reconnect with the first tab's id and get
@@ -7,11 +7,14 @@
   run before Taipy's scripts, hence inline at the top of <head>.
 - Typing on after a reply: the message input is disabled while a reply runs, which takes the
   focus away; when it is enabled again and nothing else has the focus, it gets it back.
+- The reply being written is read from its own event stream (`pages.live.SCRIPT`).
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response
+
+from .live import SCRIPT as LIVE_REPLY
 
 CLIENT_ID_KEY = "TaipyClientId"
 
@@ -41,7 +44,7 @@ _REFOCUS_CHAT_INPUT = (
     "})();"
 )
 
-SCRIPT = f"<script>{_PER_TAB_STATE}{_REFOCUS_CHAT_INPUT}</script>"
+SCRIPT = f"<script>{_PER_TAB_STATE}{_REFOCUS_CHAT_INPUT}{LIVE_REPLY}</script>"
 
 
 def add_page_scripts(flask_app: Flask) -> None:
