@@ -320,6 +320,9 @@ def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> 
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
     if state.run_id != run:
         return
+    if reply.refused:
+        _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
+        return
     t = app().labels
     figures = reply.figures
     notes = [
@@ -348,6 +351,22 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     refresh_chats(state)  # this chat is now the most recently active
     if error:
         notify(state, "error", error)
+
+
+def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -> None:
+    """The model refused the message (too long for its context) and nothing of it was
+    stored: give it back in the input to shorten."""
+    state.draft = question
+    state.live_question = ""
+    state.live_text = ""
+    state.live_key = ""
+    state.busy = False
+    state.cancel = None
+    if chat_deleted:  # the chat had been made for this message: back to a new, unsaved one
+        state.chat_log = None
+        _show_chat_facts(state, None)
+    refresh_chats(state)
+    notify(state, "error", error)
 
 
 def _stored_row(message: StoredMessage) -> list[str]:

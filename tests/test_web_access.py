@@ -83,6 +83,7 @@ def test_every_route_needs_the_token(guarded: RunningApp) -> None:
         "main.css",
         "socket.io/?EIO=4&transport=polling",
         "taipy-jsx/taipy.gui.js",
+        "lc-live/some-reply-key",
     ):
         assert status(guarded.url + path) == 401, path
     wrong = urllib.parse.urlencode({"token": "guess"}).encode()
@@ -90,6 +91,8 @@ def test_every_route_needs_the_token(guarded: RunningApp) -> None:
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert status(guarded.url, headers=bearer) == 200
     assert status(guarded.url + "socket.io/?EIO=4&transport=polling", headers=bearer) == 200
+    # Past the token, a reply stream needs its random key too.
+    assert status(guarded.url + "lc-live/some-reply-key", headers=bearer) == 404
     assert status(guarded.url, headers={"Cookie": "localchat_access=forged"}) == 401
 
 
