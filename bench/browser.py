@@ -6,10 +6,10 @@ How a token's trip to the screen is timed, with one clock (the machine's wall cl
 - The page runs a MutationObserver (installed before the app's scripts) that records, for
   every change of the reply on screen, its text and the time, and the time of the next
   animation frame after it, i.e. when that text can first be painted. The reply being written
-  is the `#live_reply` element under the conversation (the app pushes it about 10 times a
-  second); the finished reply then moves into a new assistant bubble of the `#chat` control
-  (its last tokens may only ever be shown there). The time of the Enter keydown in the
-  `#message` input is recorded the same way.
+  is the `#live_reply` element under the conversation (the app streams it token by token,
+  see pages/live.py); the finished reply then moves into a new assistant bubble of the
+  `#chat` control (its last tokens may only ever be shown there). The time of the Enter
+  keydown in the `#message` input is recorded the same way.
 - Page times (`performance.timeOrigin + performance.now()`) are put on the wall clock with an
   offset measured before each turn (the smallest of three round trips bounds its error).
 - Token i is on screen at the first frame whose live text, or new bubble, starts with the

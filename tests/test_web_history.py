@@ -23,9 +23,11 @@ from browser import (
     VIEWPORT,
     RunningApp,
     bubbles,
+    chat_list,
     chromium,
     live_reply,
     notifications,
+    open_chat,
     open_page,
     running_app,
     send_message,
@@ -89,15 +91,6 @@ def slow_app(web_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     work = tmp_path_factory.mktemp("slow-app")
     with running_app(work, web_models, config_toml=SLOW_CONFIG, args=("--model", SLOW)) as running:
         yield running
-
-
-def chat_list(page: Page):  # -> Locator of the chat list's entries
-    return page.locator("#chat_list").get_by_role("button")
-
-
-def open_chat(page: Page, title: str) -> None:
-    chat_list(page).filter(has_text=re.compile(f"^{re.escape(title)}$")).first.click()
-    expect(page.locator("#chat_title")).to_have_value(title)
 
 
 # History -----------------------------------------------------------------------------------
