@@ -1,20 +1,28 @@
-"""Shared fixtures: tiny GGUF models built once per test session, and isolation from the
-user's real data (every test gets its own data folder and no network access to the Hub)."""
+"""Shared fixtures: tiny GGUF models built once per test session, isolation from the user's
+real data (every test gets its own data folder and no network access to the Hub), a local
+server that speaks the Hub's API (`hub`, `online`), and Chromium for the web tests (`browser`;
+`page` is a tab on the module's own `app` fixture; `shots` the screenshots folder)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page
 
 sys.path.insert(0, str(Path(__file__).parent))
+from browser import RunningApp, chromium, open_page, screenshots_dir
 from gguf_factory import write_scripted_model
+from hub_server import HubServer, populate
 
 # The reply every scripted model gives, one token per piece.
 SCRIPT = ["Paris", " is", " the", " capital", " of", " France", "."]
 REPLY = "".join(SCRIPT)
+# The reply of `long_model`: 200 distinct tokens, long enough to act mid-reply.
+LONG_SCRIPT = [f" w{i}" for i in range(200)]
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -57,3 +65,50 @@ def project_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return env
+
+
+@pytest.fixture(scope="session")
+def long_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Replies LONG_SCRIPT at a few hundred tokens/s: long enough to stop mid-reply."""
+    path = tmp_path_factory.mktemp("long") / "long-scripted.gguf"
+    write_scripted_model(path, LONG_SCRIPT, name="Long", n_embd=256, n_layer=4, n_ff=512)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    """A local Hub API server holding scripted GGUF repositories (one per test module)."""
+    with HubServer() as server:
+        populate(server, tmp_path_factory.mktemp("hub-files"), SCRIPT)
+        yield server
+
+
+@pytest.fixture
+def online(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """The Hub client pointed at the local server (the autouse fixture sets HF_HUB_OFFLINE)."""
+    hub.reset()
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return hub
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
+    """A new tab on the test module's `app`."""
+    tab = open_page(browser, app.url)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    """The run's screenshots folder."""
+    return screenshots_dir(request)

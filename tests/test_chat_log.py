@@ -12,8 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import REPLY
-from gguf_factory import write_scripted_model
+from conftest import LONG_SCRIPT, REPLY
 
 from llm.chat_log import ChatLog, history_from_messages, session_for_chat
 from llm.config import Config, SamplingParams
@@ -22,7 +21,6 @@ from llm.errors import EngineError, PromptError
 from llm.session import ChatSession
 from llm.storage import ChatStore, StoredMessage
 
-LONG_SCRIPT = [f" w{i}" for i in range(200)]
 LONG_REPLY = "".join(LONG_SCRIPT).lstrip()  # the leading space of the first token is dropped
 
 
@@ -35,12 +33,11 @@ def engine(scripted_model: Path) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def long_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """Replies 200 tokens at a few hundred tokens/s: long enough to act mid-reply."""
-    path = tmp_path_factory.mktemp("long") / "long-scripted.gguf"
-    write_scripted_model(path, LONG_SCRIPT, name="Long", n_embd=256, n_layer=4, n_ff=512)
+def long_engine(long_model: Path) -> Engine:
+    """Replies LONG_SCRIPT (200 tokens) at a few hundred tokens/s: long enough to act
+    mid-reply."""
     engine = Engine(n_ctx=1024)
-    engine.load(path)
+    engine.load(long_model)
     yield engine
     engine.close()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gguf
 import pytest
-from conftest import REPLY, SCRIPT
+from conftest import LONG_SCRIPT, REPLY, SCRIPT
 from gguf_factory import write_scripted_model
 
 from llm.config import SamplingParams
@@ -20,7 +20,6 @@ from llm.prompts import FORMATS
 from llm.session import ChatSession
 
 CONTROL_IDS = set(range(1, 14))  # <s>, </s> and the chat markers (see gguf_factory)
-LONG_SCRIPT = [f" w{i}" for i in range(200)]
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +28,6 @@ def engine(scripted_model: Path) -> Engine:
     engine.load(scripted_model)
     yield engine
     engine.close()
-
-
-@pytest.fixture(scope="module")
-def long_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Replies 200 tokens at a few hundred tokens/s: long enough to stop mid-reply."""
-    path = tmp_path_factory.mktemp("long") / "long-scripted.gguf"
-    write_scripted_model(path, LONG_SCRIPT, name="Long", n_embd=256, n_layer=4, n_ff=512)
-    return path
 
 
 def chat(engine: Engine, **kwargs) -> ChatSession:

@@ -8,7 +8,6 @@ import hashlib
 import itertools
 
 import pytest
-from conftest import SCRIPT
 from hub_server import (
     GATED_REPO,
     MEDIUM_REPO,
@@ -19,7 +18,6 @@ from hub_server import (
     SMALL_Q8,
     SPLIT,
     HubServer,
-    populate,
 )
 
 from llm import cli
@@ -47,23 +45,6 @@ from llm.hub import (
 )
 
 GB = 1000**3
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> HubServer:
-    with HubServer() as server:
-        populate(server, tmp_path_factory.mktemp("hub-files"), SCRIPT)
-        yield server
-
-
-@pytest.fixture
-def online(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """The Hub client pointed at the local server (conftest sets HF_HUB_OFFLINE=1)."""
-    hub.reset()
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    return hub
 
 
 # --- names ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPLY, SCRIPT
+from conftest import REPLY
 from hub_server import (
     MEDIUM,
     MEDIUM_REPO,
@@ -27,7 +27,6 @@ from hub_server import (
     SPLIT,
     HubServer,
     git_blob_id,
-    populate,
 )
 
 from llm.config import SamplingParams
@@ -47,23 +46,6 @@ from llm.model_files import scan_models
 from llm.prompts import FORMATS
 
 KIB = 1024
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> HubServer:
-    with HubServer() as server:
-        populate(server, tmp_path_factory.mktemp("hub-files"), SCRIPT)
-        yield server
-
-
-@pytest.fixture
-def online(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """The Hub client pointed at the local server (conftest sets HF_HUB_OFFLINE=1)."""
-    hub.reset()
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    return hub
 
 
 def sha256(data: bytes) -> str:

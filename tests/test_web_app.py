@@ -24,14 +24,12 @@ from browser import (
     bubbles,
     chat_input,
     choose_option,
-    chromium,
     go_to,
     live_reply,
     load_model,
     notifications,
     open_page,
     running_app,
-    screenshots_dir,
     send_message,
     wait_for_reply_end,
 )
@@ -99,24 +97,6 @@ def app(web_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     work = tmp_path_factory.mktemp("web-app")
     with running_app(work, web_models, config_toml=CONFIG, args=("--model", FAST)) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
-    tab = open_page(browser, app.url)
-    yield tab
-    tab.close()
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Path:
-    return screenshots_dir(request)
 
 
 def _use_model(page: Page, name: str) -> None:

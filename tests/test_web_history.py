@@ -24,7 +24,6 @@ from browser import (
     RunningApp,
     bubbles,
     chat_list,
-    chromium,
     live_reply,
     notifications,
     open_chat,
@@ -78,12 +77,6 @@ def web_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     )
     write_scripted_model(folder / HTML, HTML_SCRIPT, name="Html Scripted")
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")

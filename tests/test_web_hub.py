@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from browser import RunningApp, chromium, go_to, open_page, running_app, screenshots_dir
+from browser import RunningApp, go_to, open_page, running_app, screenshots_dir
 from conftest import SCRIPT
 from hub_server import MEDIUM, MEDIUM_REPO, REPO, SMALL, HubServer, populate
 from playwright.sync_api import Browser, Page, expect
@@ -59,12 +59,6 @@ def app(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
         with running_app(work, models, config_toml=CONFIG) as running:
             patch.undo()  # the app has its environment; the tests keep theirs
             yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def _percentages_while_downloading(page: Page, slot: int, timeout_s: float = 30) -> set[str]:

@@ -14,18 +14,16 @@ import pytest
 from browser import (
     RunningApp,
     bubbles,
-    chromium,
     go_to,
     load_model,
     notifications,
-    open_page,
     running_app,
     screenshots_dir,
     send_message,
     wait_for_reply_end,
 )
 from conftest import REPLY
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from pages.i18n import LANGUAGES, labels
 
@@ -57,9 +55,9 @@ def test_every_label_exists_in_every_language() -> None:
             assert text.strip(), (language, key)
             # Same placeholders, or str.format fails in one language only.
             # (Their order may differ: Korean often names the object first.)
-        assert sorted(re.findall(r"\{(\w+)", text)) == sorted(
-            re.findall(r"\{(\w+)", english[key])
-        ), key
+            assert sorted(re.findall(r"\{(\w+)", text)) == sorted(
+                re.findall(r"\{(\w+)", english[key])
+            ), (language, key)
     assert sum(KO[k] != english[k] for k in english) > len(english) * 0.9
 
 
@@ -68,19 +66,6 @@ def app(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     work = tmp_path_factory.mktemp("web-app-ko")
     with running_app(work, models_dir, config_toml=CONFIG) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
-    tab = open_page(browser, app.url)
-    yield tab
-    tab.close()
 
 
 def test_a_missing_default_model_is_reported_and_the_app_starts(

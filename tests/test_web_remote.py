@@ -28,20 +28,18 @@ from browser import (
     RunningApp,
     bubbles,
     choose_option,
-    chromium,
     free_port,
     go_to,
     live_reply,
     notifications,
     open_chat,
-    open_page,
     running_app,
     send_message,
     wait_for_reply_end,
 )
 from conftest import REPLY
 from gguf_factory import write_scripted_model
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from remote_server import Server, llama_cpp_server
 
 from llm.storage import ChatStore
@@ -120,19 +118,6 @@ def app(
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.update({name: value})
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
-    tab = open_page(browser, app.url)
-    yield tab
-    tab.close()
 
 
 def _use_remote(page: Page, backend: str, model: str) -> None:
