@@ -265,6 +265,7 @@ def choose_backend(state: State, *_: Any) -> None:
     state.remote_error = ""
     state.remote_models = []
     state.remote_model = ""
+    state.remote_busy = False  # a list still on its way for another backend is dropped
     if state.backend_choice == LOCAL_BACKEND:
         if ctx.active_remote is not None:
             ctx.use_local()
