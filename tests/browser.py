@@ -77,6 +77,19 @@ def _wait_until_serving(app: RunningApp) -> None:
     raise RuntimeError(f"the app did not answer within {START_TIMEOUT_S} s:\n{app.log()}")
 
 
+def run_main(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python main.py ARGS` to its end (for start-up errors and --help), output as text."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "main.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @contextlib.contextmanager
 def running_app(
     work_dir: Path,

@@ -6,6 +6,7 @@ server that speaks the Hub's API (`hub`, `online`), and Chromium for the web tes
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from browser import RunningApp, chromium, open_page, screenshots_dir
 from gguf_factory import write_scripted_model
 from hub_server import HubServer, populate
+
+from llm.engine import Engine
 
 # The reply every scripted model gives, one token per piece.
 SCRIPT = ["Paris", " is", " the", " capital", " of", " France", "."]
@@ -65,6 +68,27 @@ def project_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return env
+
+
+@pytest.fixture(scope="module")
+def engine(scripted_model: Path) -> Iterator[Engine]:
+    """A model process holding the scripted model, context 1024 (one per test module)."""
+    engine = Engine(n_ctx=1024)
+    engine.load(scripted_model)
+    yield engine
+    engine.close()
+
+
+def run_llm(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m llm ARGS` in the project folder, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "llm", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

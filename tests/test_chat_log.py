@@ -25,14 +25,6 @@ LONG_REPLY = "".join(LONG_SCRIPT).lstrip()  # the leading space of the first tok
 
 
 @pytest.fixture(scope="module")
-def engine(scripted_model: Path) -> Engine:
-    engine = Engine(n_ctx=1024)
-    engine.load(scripted_model)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
 def long_engine(long_model: Path) -> Engine:
     """Replies LONG_SCRIPT (200 tokens) at a few hundred tokens/s: long enough to act
     mid-reply."""

@@ -8,28 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPLY
+from conftest import REPLY, run_llm
 from gguf_factory import write_html
 
 from llm.prompts import FORMATS, render_prompt
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "llm", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
-
 
 def test_models_lists_header_facts(models_dir: Path, project_env: dict[str, str]) -> None:
     (models_dir / "half.gguf.incomplete").write_bytes(b"GGUF")
-    result = run("--models-dir", str(models_dir), "models", "--json", env=project_env)
+    result = run_llm("--models-dir", str(models_dir), "models", "--json", env=project_env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     rows = {row["file_name"]: row for row in data["models"]}
@@ -40,7 +27,7 @@ def test_models_lists_header_facts(models_dir: Path, project_env: dict[str, str]
     assert tiny["parameter_count"] > 0 and tiny["size_bytes"] > 0
     assert tiny["chat_format"] == "zephyr"  # guessed from the name
     assert rows["chatml-scripted.gguf"]["chat_format"] == "chatml"  # template in the file
-    text = run("--models-dir", str(models_dir), "models", env=project_env).stdout
+    text = run_llm("--models-dir", str(models_dir), "models", env=project_env).stdout
     assert "tinyllama-scripted.gguf" in text and "format zephyr" in text
 
 
@@ -56,24 +43,24 @@ def test_render_prints_the_exact_prompt(
     file = tmp_path / "messages.json"
     file.write_text(json.dumps(messages))
     base = ["--models-dir", str(models_dir), "render", "--messages", str(file)]
-    auto = run(*base, "--model", "tinyllama-scripted.gguf", env=project_env)
+    auto = run_llm(*base, "--model", "tinyllama-scripted.gguf", env=project_env)
     assert auto.returncode == 0, auto.stderr
     assert auto.stdout == render_prompt(FORMATS["zephyr"], messages).text
-    mistral = run(
+    mistral = run_llm(
         *base, "--model", "tinyllama-scripted", "--format", "mistral-instruct", env=project_env
     )
     assert mistral.stdout == (
         "<s>[INST] Be brief.\n\nWrite a Python command that prints 'hello world' [/INST]"
         "print('hello world')</s>[INST] Thanks! [/INST]"
     )
-    gguf = run(*base, "--model", "chatml-scripted.gguf", env=project_env)
+    gguf = run_llm(*base, "--model", "chatml-scripted.gguf", env=project_env)
     assert gguf.stdout.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
 
 
 def test_ask_streams_reply_and_prints_figures(
     models_dir: Path, project_env: dict[str, str]
 ) -> None:
-    result = run(
+    result = run_llm(
         "--models-dir",
         str(models_dir),
         "ask",
@@ -139,7 +126,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_bad_config_key(project_env: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("[inference]\ntemprature = 0.2\n")
-    result = run("--config", str(config), "models", env=project_env)
+    result = run_llm("--config", str(config), "models", env=project_env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
         "error: unknown key inference.temprature in config (known: n_ctx, n_threads, n_batch, "

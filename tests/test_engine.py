@@ -22,14 +22,6 @@ from llm.session import ChatSession
 CONTROL_IDS = set(range(1, 14))  # <s>, </s> and the chat markers (see gguf_factory)
 
 
-@pytest.fixture(scope="module")
-def engine(scripted_model: Path) -> Engine:
-    engine = Engine(n_ctx=1024)
-    engine.load(scripted_model)
-    yield engine
-    engine.close()
-
-
 def chat(engine: Engine, **kwargs) -> ChatSession:
     params = SamplingParams(max_tokens=kwargs.pop("max_tokens", 256), seed=kwargs.pop("seed", -1))
     return ChatSession(

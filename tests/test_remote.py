@@ -6,8 +6,6 @@ figures, trimming, Stop, unreachable server, bad key, unknown model, a server dy
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from browser import free_port
-from conftest import REPLY, SCRIPT
+from conftest import REPLY, SCRIPT, run_llm
 from gguf_factory import write_scripted_model
 from remote_server import Server, llama_cpp_server
 
@@ -31,7 +29,6 @@ from llm.errors import (
 from llm.remote import RemoteEngine
 from llm.session import ChatSession
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-5f1c"
 KEY_ENV = "LOCALCHAT_TEST_BACKEND_KEY"
 LONG_SCRIPT = [f" w{i}" for i in range(300)]
@@ -306,17 +303,6 @@ def test_duplicate_backend_names_and_wrong_shape_are_refused() -> None:
         config_from_dict({"backends": {"name": "x"}})
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llm", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-
-
 def test_cli_ask_and_backends_through_the_server(
     server: Server, project_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -330,27 +316,27 @@ def test_cli_ask_and_backends_through_the_server(
     )
     env = {**project_env, KEY_ENV: KEY, "LOCALCHAT_DATA_DIR": str(tmp_path / "data")}
     base = ["--config", str(config)]
-    result = run_cli(*base, "ask", "--backend", "test", "What is the capital?", env=env)
+    result = run_llm(*base, "ask", "--backend", "test", "What is the capital?", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == REPLY + "\n"
     assert f"{len(SCRIPT)} tokens at" in result.stderr.strip().splitlines()[-1]
     chat_id = result.stderr.split("saved in chat ")[1].split()[0]
-    follow = run_cli(*base, "ask", "--backend", "test", "--chat", chat_id, "More?", env=env)
+    follow = run_llm(*base, "ask", "--backend", "test", "--chat", chat_id, "More?", env=env)
     assert follow.returncode == 0, follow.stderr
     assert follow.stdout == REPLY + "\n" and f"saved in chat {chat_id}" in follow.stderr
 
-    listing = run_cli(*base, "backends", "--models", "--json", env=env)
+    listing = run_llm(*base, "backends", "--models", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
     rows = {row["name"]: row for row in json.loads(listing.stdout)["backends"]}
     assert list(rows) == ["local", "test", "gone"]
     assert rows["test"]["models"] == ["scripted"] and rows["test"]["key"].startswith("key from")
     assert "connection refused" in rows["gone"]["error"]
 
-    unknown = run_cli(*base, "ask", "--backend", "nope", "hi", env=env)
+    unknown = run_llm(*base, "ask", "--backend", "nope", "hi", env=env)
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     assert unknown.stderr.strip() == (
         "error: unknown backend 'nope' (configured: local, test, gone)"
     )
-    wrong = run_cli(*base, "ask", "--backend", "test", "hi", env={**env, KEY_ENV: "bad"})
+    wrong = run_llm(*base, "ask", "--backend", "test", "hi", env={**env, KEY_ENV: "bad"})
     assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
     assert "refused the API key" in wrong.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPLY
+from conftest import REPLY, run_llm
 from gguf_factory import write_scripted_model
 
 from llm.cli import main
@@ -26,17 +26,6 @@ from llm.storage import DB_FILE_NAME, ChatStore
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_SCRIPT = [f" s{i}" for i in range(600)]
 SLOW_REPLY = "".join(SLOW_SCRIPT).lstrip()
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "llm", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 def saved_chat_id(stderr: str) -> int:
@@ -54,7 +43,7 @@ def test_ask_chats_export_import(
 ) -> None:
     data = tmp_path / "data"
     base = ["--models-dir", str(models_dir), "--data-dir", str(data)]
-    first = run(
+    first = run_llm(
         *base, "ask", "--model", "tinyllama-scripted.gguf", "Capital of France?", env=project_env
     )
     assert first.returncode == 0, first.stderr
@@ -62,7 +51,7 @@ def test_ask_chats_export_import(
     chat_id = saved_chat_id(first.stderr)
     assert first.stderr.splitlines()[-1].startswith("prompt ")  # figures stay the last line
 
-    again = run(
+    again = run_llm(
         *base, "ask", "--chat", str(chat_id), "--max-tokens", "32", "And Italy?", env=project_env
     )
     assert again.returncode == 0, again.stderr
@@ -70,20 +59,20 @@ def test_ask_chats_export_import(
     # the first exchange was in the prompt
     assert prompt_tokens(again.stderr) > prompt_tokens(first.stderr) + len(REPLY.split())
 
-    listing = run(*base, "chats", env=project_env)
+    listing = run_llm(*base, "chats", env=project_env)
     assert listing.returncode == 0
     assert re.search(
         rf"^{chat_id}  \S+ \S+ +4 msgs  Capital of France\?  \[tinyllama", listing.stdout
     )
-    listed = json.loads(run(*base, "chats", "--json", env=project_env).stdout)
+    listed = json.loads(run_llm(*base, "chats", "--json", env=project_env).stdout)
     assert listed["database"] == str(data / DB_FILE_NAME)
     assert [(c["id"], c["message_count"]) for c in listed["chats"]] == [(chat_id, 4)]
 
-    markdown = run(*base, "export", str(chat_id), env=project_env)
+    markdown = run_llm(*base, "export", str(chat_id), env=project_env)
     assert markdown.returncode == 0 and markdown.stdout.startswith("# Capital of France?\n")
     assert markdown.stdout.count("## Assistant") == 2 and "And Italy?" in markdown.stdout
     exported = tmp_path / "chat.json"
-    written = run(
+    written = run_llm(
         *base, "export", str(chat_id), "--format", "json", "-o", str(exported), env=project_env
     )
     assert written.returncode == 0 and written.stdout == ""
@@ -94,11 +83,12 @@ def test_ask_chats_export_import(
         "And Italy?",
         REPLY,
     ]
-    imported = run(*base, "import", str(exported), env=project_env)
+    imported = run_llm(*base, "import", str(exported), env=project_env)
     assert imported.returncode == 0, imported.stderr
     new_id = int(re.fullmatch(r"imported as chat (\d+)\n", imported.stdout).group(1))
     assert new_id != chat_id
-    copy = json.loads(run(*base, "export", str(new_id), "--format", "json", env=project_env).stdout)
+    exported_again = run_llm(*base, "export", str(new_id), "--format", "json", env=project_env)
+    copy = json.loads(exported_again.stdout)
     assert copy["chat"]["messages"] == document["chat"]["messages"]
 
 
@@ -182,7 +172,7 @@ def test_kill_9_during_a_streamed_reply(
     config.write_text("[inference]\nn_threads = 1\n")  # steady, slow tokens on any machine
     data = tmp_path / "data"
     base = ["--config", str(config), "--models-dir", str(crash_models), "--data-dir", str(data)]
-    first = run(*base, "ask", "--model", "tinyllama-scripted.gguf", "Capital?", env=project_env)
+    first = run_llm(*base, "ask", "--model", "tinyllama-scripted.gguf", "Capital?", env=project_env)
     assert first.returncode == 0, first.stderr
     chat_id = saved_chat_id(first.stderr)
 

@@ -4,8 +4,6 @@ file and the live (Socket.IO) connection require it. Real app process, real HTTP
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +14,7 @@ import pytest
 from browser import (
     RunningApp,
     chromium,
+    run_main,
     running_app,
     screenshots_dir,
     send_message,
@@ -40,15 +39,7 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(
 ) -> None:
     env = {**project_env, "LOCALCHAT_DATA_DIR": str(tmp_path)}
     env.pop("LOCALCHAT_ACCESS_TOKEN", None)
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "main.py"), "--host", host, "--port", "5999"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_main(["--host", host, "--port", "5999"], env, tmp_path)
     assert result.returncode == 2
     assert f"listening on {host} makes LocalChat reachable from other machines" in result.stderr
     assert "LOCALCHAT_ACCESS_TOKEN" in result.stderr and "Traceback" not in result.stderr

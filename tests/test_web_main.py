@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-def _run_main(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "main.py"), *args],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from browser import run_main
 
 
 def test_help_lists_the_flags(project_env: dict[str, str], tmp_path: Path) -> None:
-    result = _run_main(["--help"], project_env, tmp_path)
+    result = run_main(["--help"], project_env, tmp_path)
     assert result.returncode == 0
     for flag in ("--host", "--port", "--models-dir", "--model", "--config"):
         assert flag in result.stdout
@@ -51,7 +36,7 @@ def test_bad_settings_exit_2_with_one_line(
     config_path = tmp_path / "config.toml"
     config_path.write_text(config)
     env = {**project_env, "LOCALCHAT_CONFIG": str(config_path)}
-    result = _run_main(["--models-dir", str(models_dir), *args], env, tmp_path)
+    result = run_main(["--models-dir", str(models_dir), *args], env, tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(message), result.stderr
     assert result.stderr.count("\n") == 1
@@ -67,6 +52,6 @@ def test_a_broken_model_named_on_the_command_line_is_refused(
     config_path = tmp_path / "config.toml"
     config_path.write_text("")
     env = {**project_env, "LOCALCHAT_CONFIG": str(config_path)}
-    result = _run_main(["--models-dir", str(broken), "--model", "cut.gguf"], env, tmp_path)
+    result = run_main(["--models-dir", str(broken), "--model", "cut.gguf"], env, tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: cut.gguf: truncated"), result.stderr

@@ -16,15 +16,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from browser import (
-    PROJECT_DIR,
     RunningApp,
     bubbles,
     choose_option,
@@ -37,7 +34,7 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY
+from conftest import REPLY, run_llm
 from gguf_factory import write_scripted_model
 from playwright.sync_api import Page, expect
 from remote_server import Server, llama_cpp_server
@@ -108,16 +105,13 @@ def app(
     server: Server, app_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningApp]:
     work = tmp_path_factory.mktemp("web-remote")
-    saved = {name: os.environ.get(name) for name in (KEY_ENV, WRONG_KEY_ENV)}
-    os.environ.update({KEY_ENV: KEY, WRONG_KEY_ENV: "not-the-key"})  # the app inherits them
-    try:
+    with pytest.MonkeyPatch.context() as env:  # the app inherits the keys
+        env.setenv(KEY_ENV, KEY)
+        env.setenv(WRONG_KEY_ENV, "not-the-key")
         with running_app(
             work, app_models, config_toml=_config(server), args=("--model", FAST)
         ) as running:
             yield running
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
 
 
 def _use_remote(page: Page, backend: str, model: str) -> None:
@@ -178,14 +172,7 @@ def test_a_server_model_answers_and_its_chat_continues_there(
     # The command line continues it on the same server too.
     env = {**project_env, KEY_ENV: KEY, "LOCALCHAT_DATA_DIR": str(app.data_dir)}
     env["LOCALCHAT_CONFIG"] = str(app.data_dir.parent / "config.toml")  # the app's
-    done = subprocess.run(
-        [sys.executable, "-m", "llm", "ask", "--chat", str(remote.id), "Third"],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_llm("ask", "--chat", str(remote.id), "Third", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == REPLY
     assert len(_chats(app)["Remote question"].messages) == 6
