@@ -132,15 +132,19 @@ def refresh_model(state: State) -> None:
     refresh_chats(state)
 
 
+def _tab_engine(state: State) -> Any:
+    """The engine this tab's replies come from: a chat not stored yet goes where new chats go
+    (the models page chooses); a stored one continues on its own backend."""
+    if state.chat_log is None:
+        state.session.engine = app().active_engine()
+    return state.session.engine
+
+
 def _show_model(state: State) -> None:
-    """Where this tab's replies come from. A chat not stored yet goes where new chats go (the
-    models page chooses); a stored one continues on its own backend."""
+    """Where this tab's replies come from, on the model line."""
     ctx = app()
     t = ctx.labels
-    session = state.session
-    if state.chat_log is None:
-        session.engine = ctx.active_engine()
-    engine = session.engine
+    engine = _tab_engine(state)
     loaded = engine.loaded
     state.models_empty = hub_panel.models_folder_empty()
     if engine is not ctx.engine:  # a server: it connects on the chat's next message
@@ -220,9 +224,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         return
     ctx = app()
     session = state.session
-    if state.chat_log is None:
-        session.engine = ctx.active_engine()
-    engine = session.engine
+    engine = _tab_engine(state)
     if engine.loaded is None and engine is not ctx.engine:
         try:
             engine.load()  # a reopened chat's server: checks it still offers the model
