@@ -322,7 +322,8 @@ def _remote_used(state: State, backend: str, error: str, engine: Any) -> None:
         notify(state, "error", error)
         return
     model = engine.loaded.info.id
-    notify(state, "success", app().labels["active_remote"].format(model=model, backend=backend))
+    # Notifications are plain text: the Markdown line of the page would show its asterisks.
+    notify(state, "success", app().labels["remote_used"].format(model=model, backend=backend))
     state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows it
 
 
