@@ -16,6 +16,8 @@ Switches (plain attributes, change them between requests):
 - `drop_after` / `drops_left`: close the connection after sending that many body bytes
   (`drops_left` responses, then serve normally; None: every response)
 - `throttle_bps`: send file bodies at about this many bytes per second
+- `hold_at` / `release`: stop sending a file body at that byte offset until `release` is set
+  (progress tests see a part-done download however slow the machine)
 - `corrupt`: file paths whose served bytes have one byte flipped (the metadata stays right)
 - `claimed_sizes`: file path -> size to announce instead of the real one (disk-full checks)
 - `force_status`: URL path prefix -> HTTP status to answer with
@@ -66,6 +68,8 @@ class _Switches:
     drop_after: int | None = None
     drops_left: int | None = None
     throttle_bps: float | None = None
+    hold_at: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
     corrupt: set[str] = field(default_factory=set)
     claimed_sizes: dict[str, int] = field(default_factory=dict)
     force_status: dict[str, int] = field(default_factory=dict)
@@ -435,7 +439,12 @@ class _Handler(BaseHTTPRequestHandler):
         end = len(data) if limit is None else min(limit, len(data))
         step = 16 * 1024
         started = time.monotonic()
+        held = False
         for offset in range(0, end, step):
+            hold_at = self.hub.switches.hold_at
+            if hold_at is not None and offset >= hold_at and not held:
+                held = True
+                self.hub.switches.release.wait(timeout=60)  # bounded: a test that forgot
             bps = self.hub.switches.throttle_bps
             if bps:
                 wait = started + offset / bps - time.monotonic()

@@ -1,7 +1,8 @@
 """The models page's "Get models" panel end to end, in real Chromium.
 
 A local Hub server (tests/hub_server.py) serves small generated GGUF models, throttled so a
-download takes a few seconds; the app runs as a subprocess with HF_ENDPOINT pointing at it and
+download takes a few seconds and held part-way so the page is seen mid-download however busy the
+machine is; the app runs as a subprocess with HF_ENDPOINT pointing at it and
 an empty models folder. The user takes the one-click first model, then searches the Hub, sees
 sizes and the RAM verdict, downloads another file with a moving progress bar, meets the
 warning for a file that does not fit and the library's one-line error, and loads the model.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -21,6 +23,7 @@ from hub_server import MEDIUM, MEDIUM_REPO, REPO, SMALL, HubServer, populate
 from playwright.sync_api import Browser, Page, expect
 
 from llm.catalog import load_catalog
+from llm.hub import CHUNK_SIZE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,19 +64,31 @@ def app(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
             yield running
 
 
-def _percentages_while_downloading(page: Page, slot: int, timeout_s: float = 30) -> set[str]:
-    """Watch a download slot until it is done; the percentages it showed on the way."""
-    seen: set[str] = set()
+def _hold_downloads_at(hub: HubServer, offset: int) -> None:
+    """The next file bodies stop at `offset` bytes until `_finish_held_download` releases them."""
+    hub.switches.release = threading.Event()
+    hub.switches.hold_at = offset
+
+
+def _finish_held_download(page: Page, hub: HubServer, slot: int) -> None:
+    """The held download shows part-done on its line and bar; released, it ends verified at
+    100 %, its line showing speed and sizes on the way."""
     line = page.locator(f"#dl_line_{slot}")
-    deadline = time.monotonic() + timeout_s
+    expect(line).to_contain_text(re.compile(r"\b[1-9]\d?% · .* of "), timeout=30_000)
+    bar = page.locator(f"#dl_bar_{slot} [role=progressbar]").first
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9]\d?(\.\d+)?$"))
+    held = _bar_value(page, slot)
+    hub.switches.release.set()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = line.inner_text() if line.count() else ""
-        match = re.match(r"(\d+)% · .* of .*", text)
-        if match:
+        if match := re.match(r"(\d+)% · .* of .*", text):
             seen.add(match.group(1))
             assert "MB/s" in text or len(seen) == 1, text
         if "checksum verified" in text:
-            return seen
+            assert _bar_value(page, slot) == 100.0 > held, "the progress bar did not move"
+            return
         assert not text.startswith("failed"), text
         page.wait_for_timeout(100)
     raise AssertionError(f"the download did not finish; saw {sorted(seen)}")
@@ -108,14 +123,12 @@ def test_get_first_model_search_download_and_load(
         expect(page.locator("#machine_line")).to_contain_text("RAM")
         page.screenshot(path=str(shots / "hub-empty-dark.png"), full_page=True)
 
+        _hold_downloads_at(hub, 4 * CHUNK_SIZE)  # about 38 % of the file
         page.locator("#download_recommended").click()
         expect(page.locator("#downloads")).to_be_visible()
         expect(page.locator("#dl_line_0")).to_contain_text("%", timeout=10_000)
-        bar_before = _bar_value(page, 0)
         page.screenshot(path=str(shots / "hub-downloading-dark.png"), full_page=True)
-        seen = _percentages_while_downloading(page, 0)
-        assert len(seen) >= 2, f"the progress bar did not move: {sorted(seen)}"
-        assert _bar_value(page, 0) == 100.0 > bar_before
+        _finish_held_download(page, hub, 0)
         # Verified: the models table lists it at once, without a Rescan.
         table = page.locator("#model_table")
         expect(table).to_contain_text(first.file_name)
@@ -144,9 +157,9 @@ def test_get_first_model_search_download_and_load(
         files.get_by_text(SMALL, exact=True).click()
         expect(page.locator("#chosen_line")).to_contain_text("fits: needs about")
         hub.switches.throttle_bps = THROTTLE_BPS / 5  # a smaller file: about 2 s too
+        _hold_downloads_at(hub, CHUNK_SIZE)  # one chunk: 70 % of this file
         page.locator("#hub_download").click()
-        seen = _percentages_while_downloading(page, 0)
-        assert len(seen) >= 2, f"the progress bar did not move: {sorted(seen)}"
+        _finish_held_download(page, hub, 0)
         expect(table).to_contain_text(SMALL)
         expect(files.locator("tbody tr").filter(has_text=SMALL)).to_contain_text(
             "in the models folder"
