@@ -113,10 +113,12 @@ class Figures:
 
     def line(self) -> str:
         """One line for a terminal or the chat page."""
+        rate = self.tokens_per_second
+        at = f" at {rate:.1f} tokens/s" if rate else ""  # 0: not measured (a burst)
         parts = [
             f"prompt {self.prompt_tokens} tokens ({self.cached_tokens} cached)",
             f"first token {self.time_to_first_token_s:.2f} s",
-            f"{self.completion_tokens} tokens at {self.tokens_per_second:.1f} tokens/s",
+            f"{self.completion_tokens} tokens{at}",
         ]
         if self.dropped_turns:
             parts.append(f"{self.dropped_turns} oldest exchanges left out to fit the context")

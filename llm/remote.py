@@ -21,7 +21,10 @@ Decisions, in one place:
 - Figures: prompt and completion tokens from the server's `usage` when it sends it
   (`stream_options.include_usage`; llama-server and vLLM do, llama-cpp-python's server does not),
   else our prompt count and one token per streamed chunk. `prompt_tokens_per_second` is 0: the
-  time to the first token includes the network and the server's queue.
+  time to the first token includes the network and the server's queue. `tokens_per_second` is
+  timed by when the bytes of the first and last token came off the network (`_TimedTransport`),
+  not when they were parsed; it is 0 (not shown) when they came within `MIN_TIMED_S` of each
+  other: a buffering proxy in between, or a reply of a few tokens, says nothing about the server.
 - Errors are one sentence each (`llm.errors.Backend*`). A stream that breaks off midway raises
   `BackendStreamError` carrying `partial_text`; `Reply` then has finish_reason "failed" and keeps
   the partial text, and `ChatSession` keeps the exchange in its history.
@@ -63,6 +66,8 @@ READ_TIMEOUT_S = 300.0
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers around each message (ChatML, Llama-3: 4 to 6)
 REPLY_PRIMER_TOKENS = 8  # the assistant header the template adds before the reply
 _POLL_S = 0.05
+MIN_TIMED_S = 0.05  # a reply whose bytes came within this time has no measurable rate
+_WAITED_S = 0.001  # a network read that took longer waited for the server
 _CACHE_LIMIT = 4096
 # Token-count endpoints tried in order; the first that answers is kept for the engine's life.
 _TOKENIZERS = ("/extras/tokenize/count", "/tokenize")
@@ -126,6 +131,46 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+class _TimedTransport(httpx2.BaseTransport):
+    """The default transport, noting in `arrived` when response bytes last came off the
+    network. Bytes are read only when the parser wants more, so a read that did not have to
+    wait returns bytes that came with the previous ones: parsing a burst of 300 chunks takes
+    0.1 s of its own, which must not count as the server's time."""
+
+    def __init__(self) -> None:
+        self.arrived = 0.0
+        self._inner = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._inner.handle_request(request)
+        response.stream = _TimedStream(response.stream, self)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _TimedStream(httpx2.SyncByteStream):
+    def __init__(self, inner: Any, transport: _TimedTransport) -> None:
+        self._inner = inner
+        self._transport = transport
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces = iter(self._inner)
+        while True:
+            asked = time.perf_counter()
+            piece = next(pieces, None)
+            if piece is None:
+                return
+            now = time.perf_counter()
+            if now - asked > _WAITED_S or not self._transport.arrived:
+                self._transport.arrived = now
+            yield piece
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class RemoteEngine:
@@ -446,7 +491,8 @@ class RemoteEngine:
         kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
         lc_messages = [kinds[m["role"]](content=m["content"]) for m in messages]
         responses: list[httpx2.Response] = []
-        client = httpx2.Client(event_hooks={"response": [responses.append]})
+        transport = _TimedTransport()
+        client = httpx2.Client(transport=transport, event_hooks={"response": [responses.append]})
         chat = self._chat_model(model, params, client)
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
@@ -456,7 +502,7 @@ class RemoteEngine:
                 for chunk in chat.stream(lc_messages):
                     if stop.is_set():
                         break
-                    events.put(("chunk", chunk))
+                    events.put(("chunk", (chunk, transport.arrived)))
                 events.put(("end", None))
             except BaseException as exc:  # handed to the caller's thread
                 events.put(("error", exc))
@@ -475,6 +521,7 @@ class RemoteEngine:
 
         started = time.perf_counter()
         first_at = 0.0
+        first_arrived = last_arrived = 0.0  # network times of the first and last token
         text = ""
         n_chunks = 0
         finish_reason = ""
@@ -483,9 +530,8 @@ class RemoteEngine:
         reader.start()
 
         def figures() -> dict[str, Any]:
-            ended = time.perf_counter()
             completion = usage.get("output_tokens") or n_chunks
-            decode_s = ended - first_at if first_at else 0.0
+            decode_s = last_arrived - first_arrived
             details = usage.get("input_token_details") or {}
             return {
                 "prompt_tokens": usage.get("input_tokens") or trimmed.prompt_tokens,
@@ -493,7 +539,7 @@ class RemoteEngine:
                 "completion_tokens": completion,
                 "time_to_first_token_s": round(first_at - started, 3) if first_at else 0.0,
                 "tokens_per_second": round((completion - 1) / decode_s, 2)
-                if decode_s > 0 and completion > 1
+                if decode_s >= MIN_TIMED_S and completion > 1
                 else 0.0,
                 "prompt_tokens_per_second": 0.0,
             }
@@ -518,12 +564,15 @@ class RemoteEngine:
                     raise self._translate(item, model=model, partial=text) from None
                 if kind == "end":
                     break
-                piece = str(item.text)
-                finish_reason = item.response_metadata.get("finish_reason") or finish_reason
-                if item.usage_metadata:
-                    usage = dict(item.usage_metadata)
+                chunk, arrived = item
+                piece = str(chunk.text)
+                finish_reason = chunk.response_metadata.get("finish_reason") or finish_reason
+                if chunk.usage_metadata:
+                    usage = dict(chunk.usage_metadata)
                 if piece:
                     first_at = first_at or time.perf_counter()
+                    first_arrived = first_arrived or arrived
+                    last_arrived = arrived
                     n_chunks += 1
                     text += piece
                     yield {"type": "text", "text": piece}

@@ -842,8 +842,9 @@ def _figures_line(message: StoredMessage) -> str:
     if message.time_to_first_token_s is not None:
         parts.append(f"first token {message.time_to_first_token_s:.2f} s")
     if message.completion_tokens is not None:
-        rate = message.tokens_per_second or 0.0
-        parts.append(f"{message.completion_tokens} tokens at {rate:.1f} tokens/s")
+        rate = message.tokens_per_second
+        at = f" at {rate:.1f} tokens/s" if rate else ""  # 0: not measured (a burst)
+        parts.append(f"{message.completion_tokens} tokens{at}")
     return " · ".join(parts)
 
 

@@ -316,7 +316,9 @@ def _show_queue(state: State, run: int, position: int) -> None:
 
 
 def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> str:
-    return app().labels["figures"].format(tokens=tokens or 0, ttft=ttft or 0.0, tps=tps or 0.0)
+    t = app().labels
+    note = t["figures"].format(tokens=tokens or 0, ttft=ttft or 0.0)
+    return note + t["figures_rate"].format(tps=tps) if tps else note  # 0: not measured
 
 
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:

@@ -202,7 +202,7 @@ def send_message(page: Page, text: str) -> None:
     box.press("Enter")
 
 
-def wait_for_reply_end(page: Page, timeout_ms: int = 30_000, marker: str = "tokens/s") -> str:
+def wait_for_reply_end(page: Page, timeout_ms: int = 30_000, marker: str = "first token") -> str:
     """Wait until the last assistant bubble shows its figures line (which holds `marker`);
     return the bubble text."""
     last = bubbles(page, "received").last

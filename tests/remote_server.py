@@ -4,6 +4,10 @@
 `llama_cpp_server` starts it, waits (bounded) until /v1/models answers, and stops it when the
 block ends. Several models go through the server's JSON config file; it loads the one a
 request names (one at a time).
+
+`buffering_proxy` stands in front of a server the way a buffering reverse proxy does (nginx's
+default `proxy_buffering on`): it passes each answer on only once it is complete, so a streamed
+reply arrives in one burst.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -104,3 +110,44 @@ def llama_cpp_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def buffering_proxy(upstream: str) -> Iterator[str]:
+    """A proxy on 127.0.0.1 to `upstream` (a base URL up to /v1) that sends each answer only
+    when it is complete; yields its own base URL."""
+    prefix = urllib.request.urlparse(upstream).path
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            url = upstream + self.path.removeprefix(prefix)
+            request = urllib.request.Request(url, body, headers, method=self.command)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    status, kind, data = answer.status, answer.headers, answer.read()
+            except urllib.error.HTTPError as error:
+                status, kind, data = error.code, error.headers, error.read()
+            self.send_response(status)
+            self.send_header("Content-Type", kind.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _forward
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}{prefix}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)

@@ -293,7 +293,8 @@ def _full_chat(store: ChatStore) -> int:
     )
     store.add_message(chat_id, "user", "서울은? \x00 🎉")
     reply = store.start_reply(chat_id, model="tinyllama.gguf", format="zephyr")
-    store.finish_reply(reply, status="stopped", text="Seoul is", figures=FIGURES)
+    untimed = {**FIGURES, "tokens_per_second": 0.0}  # a burst from a server: no rate
+    store.finish_reply(reply, status="stopped", text="Seoul is", figures=untimed)
     store.add_message(chat_id, "user", "Again")
     failed = store.start_reply(chat_id)
     store.finish_reply(failed, status="failed", text="", error="the model process stopped")
@@ -318,7 +319,10 @@ def test_export_markdown(db_path: Path) -> None:
         "Assistant",
     ]
     assert "Paris.\n\n*prompt 31 tokens · first token 0.12 s · 7 tokens at 48.5 tokens/s*" in text
-    assert "Seoul is\n\n*Stopped before the end. · prompt 31 tokens" in text
+    assert (
+        "Seoul is\n\n*Stopped before the end. · prompt 31 tokens · first token 0.12 s · 7 tokens*"
+        in text
+    )
     assert text.endswith("UTC\n\n*Failed: the model process stopped*\n")
     assert "서울은? \ufffd 🎉" in text
 
