@@ -69,7 +69,7 @@ class _Worker:
         n_ctx = self.llm.client.n_ctx()
         budget = n_ctx - params["max_tokens"]
         if budget < 1:
-            raise LocalChatError(
+            raise PromptError(  # as the remote engine: refused, nothing failed
                 f"max_tokens {params['max_tokens']} leaves no room for the prompt in the "
                 f"context of {n_ctx} tokens"
             )

@@ -147,6 +147,13 @@ def test_a_message_the_model_cannot_take_stores_nothing(engine: Engine, store: C
     assert (refused.refused, refused.chat_deleted, refused.status) == (True, False, "failed")
     assert store.get_chat(log.chat_id).messages == before.messages
     assert log.session.history == history
+    # A reply limit as large as the context leaves no room for any prompt: refused the same way.
+    no_room = log.ask("Hi", max_tokens=1024)
+    with pytest.raises(PromptError, match=r"max_tokens 1024 leaves no room .* context of 1024"):
+        list(no_room)
+    assert no_room.refused and store.get_chat(log.chat_id).messages == before.messages
+    assert "".join(log.ask("Hi")) == REPLY  # the model process carries on
+    before, history = store.get_chat(log.chat_id), list(log.session.history)
     # Over a million characters: refused before anything is stored or tokenized.
     with pytest.raises(PromptError, match=r"it has 1,000,001 characters.* at most 1,000,000"):
         log.ask("x" * 1_000_001)

@@ -160,6 +160,8 @@ def test_history_is_trimmed_to_the_server_context(server: Server) -> None:
     history = list(chat.history)
     with pytest.raises(PromptError, match="too long"):
         list(chat.ask("x " * 300))
+    with pytest.raises(PromptError, match=r"max_tokens 256 leaves no room .* context of 256"):
+        list(chat.ask("Hi", max_tokens=256))  # as the local engine says it
     assert chat.history == history
 
 
