@@ -345,6 +345,12 @@ def load_model(state: State) -> None:
     load_in_background(state, name, str(path), _load_done, ignore_memory_check=ignore)
 
 
+def memory_override_changed(state: State) -> None:
+    """The override toggle: turned on, the "does not fit" error it answers goes away."""
+    if state.ignore_memory:
+        state.load_error = ""
+
+
 def _load_done(state: State, name: str, error: str, _result: object = None) -> None:
     t = app().labels
     state.loading = False
@@ -413,7 +419,12 @@ def build_page() -> tgb.Page:
                     tgb.button(
                         t["load"], id="load_model", on_action=load_model, active="{not loading}"
                     )
-                tgb.toggle("{ignore_memory}", label=t["ignore_memory"], id="ignore_memory")
+                tgb.toggle(
+                    "{ignore_memory}",
+                    label=t["ignore_memory"],
+                    id="ignore_memory",
+                    on_change=memory_override_changed,
+                )
                 with tgb.part(render="{loading}", class_name="lc-loading"):
                     tgb.progress(linear=True)
                     tgb.text("{loading_line}", id="loading")
