@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import gguf
+import psutil
 import pytest
 from conftest import LONG_SCRIPT, REPLY, SCRIPT
 from gguf_factory import write_scripted_model
@@ -199,14 +201,28 @@ def test_load_failure_keeps_previous_model(engine: Engine, tmp_path: Path) -> No
     assert "".join(chat(engine).ask("Hi")) == REPLY
 
 
-def test_worker_crash_is_an_error_and_the_next_request_recovers(scripted_model: Path) -> None:
+def test_worker_crash_is_an_error_and_the_next_request_recovers(long_model: Path) -> None:
     engine = Engine(n_ctx=512)
     try:
-        engine.load(scripted_model)
-        os.kill(engine.worker_pid, signal.SIGKILL)
+        engine.load(long_model)
+        # Killed mid-reply: the reply ends with the reason.
+        reply = chat(engine).ask("Hi")
         with pytest.raises(EngineError, match=r"the model process stopped: .*SIGKILL"):
-            list(chat(engine).ask("Hi"))
-        assert "".join(chat(engine).ask("Hi")) == REPLY  # restarted with the last good model
+            for n, _ in enumerate(reply):
+                if n == 5:
+                    os.kill(engine.worker_pid, signal.SIGKILL)
+        long_reply = "".join(LONG_SCRIPT).lstrip()
+        assert "".join(chat(engine).ask("Hi")) == long_reply  # restarted with the last model
+        # Killed between replies (some time before the next message): the next request starts
+        # a new model process and is answered.
+        pid = engine.worker_pid
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(200):  # until it is dead (a zombie: the engine reaps it)
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.05)
+        assert "".join(chat(engine).ask("Hi")) == long_reply
+        assert engine.worker_pid != pid
     finally:
         engine.close()
 
