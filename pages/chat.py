@@ -47,6 +47,7 @@ from .live import LiveText, open_live
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
+READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 messages: list[list[str]] = []  # the chat control's rows: [id, markdown text, sender]
@@ -236,9 +237,11 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         notify(state, "warning", ctx.labels["no_model"])
         return
     stop_event = threading.Event()
+    ready = threading.Event()  # set once this handler has made its page changes
     gui, state_id, run = state.get_gui(), get_state_id(state), state.run_id
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
+        ready.wait(READY_WAIT_S)
         invoke_callback(gui, state_id, _show_queue, [run, position])
 
     log = state.chat_log
@@ -255,27 +258,37 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     except LocalChatError as exc:  # bad settings or input, or the database: say so
         notify(state, "error", str(exc))
         return
-    if state.chat_log is None:
-        state.chat_log = log
-        state.selected_chat = str(log.chat_id)
-        state.chat_title = ctx.store.get_chat(log.chat_id).title
-    state.chat_model = loaded.info.file_name
-    state.chat_backend = engine.backend_name
-    state.offer_line = state.offer_label = ""
-    refresh_chats(state)
-    state.draft = ""
-    state.live_question = text
-    state.live_text = "…"
-    state.live_key, live = open_live()
-    state.cancel = stop_event
-    state.busy = True
+    # The model starts on the prompt now, not after the page changes below: each Taipy
+    # assignment costs 5-8 ms, about 0.1 s in all. The reply's callbacks wait for `ready`.
+    live_key, live = open_live()
     worker = threading.Thread(
         target=_stream,
-        args=(gui, state_id, reply, live, text, run, time.monotonic()),
+        args=(gui, state_id, reply, live, text, run, time.monotonic(), ready),
         name="reply-stream",
         daemon=True,
     )
     worker.start()
+    try:
+        if state.chat_log is None:
+            state.chat_log = log
+            state.selected_chat = str(log.chat_id)
+            state.chat_title = ctx.store.get_chat(log.chat_id).title
+        # Assigning sends even an unchanged value to the page: only what changed.
+        if state.chat_model != loaded.info.file_name:
+            state.chat_model = loaded.info.file_name
+        if state.chat_backend != engine.backend_name:
+            state.chat_backend = engine.backend_name
+        if state.offer_line or state.offer_label:
+            state.offer_line = state.offer_label = ""
+        refresh_chats(state)
+        state.draft = ""
+        state.live_question = text
+        state.live_text = "…"
+        state.live_key = live_key
+        state.cancel = stop_event
+        state.busy = True
+    finally:
+        ready.set()
 
 
 def _stream(
@@ -286,8 +299,10 @@ def _stream(
     question: str,
     run: int,
     asked_at: float,
+    ready: threading.Event,
 ) -> None:
-    """Worker thread: read the reply (which saves itself) and publish its text to the tab."""
+    """Worker thread: read the reply (which saves itself) and publish its text to the tab;
+    the tab hears of its end once `send` has made its own changes (`ready`)."""
     error = ""
     try:
         for _ in reply:
@@ -299,6 +314,7 @@ def _stream(
         live.end()
     # Pacing for the chat control, not for the reply: it is on screen already (live_text).
     time.sleep(max(0.0, asked_at + LIST_GAP_S - time.monotonic()))
+    ready.wait(READY_WAIT_S)
     invoke_callback(gui, state_id, _finish, [run, reply, question, error])
     settle = threading.Timer(SETTLE_S, invoke_callback, args=(gui, state_id, _resend_rows))
     settle.daemon = True
