@@ -269,25 +269,24 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     )
     worker.start()
     try:
-        with state:  # one message to the page, so one re-render there
-            if state.chat_log is None:
-                state.chat_log = log
-                state.selected_chat = str(log.chat_id)
-                state.chat_title = ctx.store.get_chat(log.chat_id).title
-            # Assigning sends even an unchanged value to the page: only what changed.
-            if state.chat_model != loaded.info.file_name:
-                state.chat_model = loaded.info.file_name
-            if state.chat_backend != engine.backend_name:
-                state.chat_backend = engine.backend_name
-            if state.offer_line or state.offer_label:
-                state.offer_line = state.offer_label = ""
-            refresh_chats(state)
-            state.draft = ""
-            state.live_question = text
-            state.live_text = "…"
-            state.live_key = live_key
-            state.cancel = stop_event
-            state.busy = True
+        if state.chat_log is None:
+            state.chat_log = log
+            state.selected_chat = str(log.chat_id)
+            state.chat_title = ctx.store.get_chat(log.chat_id).title
+        # Assigning sends even an unchanged value to the page: only what changed.
+        if state.chat_model != loaded.info.file_name:
+            state.chat_model = loaded.info.file_name
+        if state.chat_backend != engine.backend_name:
+            state.chat_backend = engine.backend_name
+        if state.offer_line or state.offer_label:
+            state.offer_line = state.offer_label = ""
+        refresh_chats(state)
+        state.draft = ""
+        state.live_question = text
+        state.live_text = "…"
+        state.live_key = live_key
+        state.cancel = stop_event
+        state.busy = True
     finally:
         ready.set()
 
@@ -359,37 +358,35 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
     body = reply.text if reply.text.strip() else t["empty_reply"]
     footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
-    with state:  # one message to the page: the rows and the end of the live reply together
-        state.messages = [
-            *state.messages,
-            _new_row(question, t["you"]),
-            _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
-        ]
-        state.live_question = ""
-        state.live_text = ""
-        state.live_key = ""
-        state.busy = False
-        state.cancel = None
-        refresh_chats(state)  # this chat is now the most recently active
-        if error:
-            notify(state, "error", error)
+    state.messages = [
+        *state.messages,
+        _new_row(question, t["you"]),
+        _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
+    ]
+    state.live_question = ""
+    state.live_text = ""
+    state.live_key = ""
+    state.busy = False
+    state.cancel = None
+    refresh_chats(state)  # this chat is now the most recently active
+    if error:
+        notify(state, "error", error)
 
 
 def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -> None:
     """The model refused the message (too long for its context) and nothing of it was
     stored: give it back in the input to shorten."""
-    with state:  # one message to the page
-        state.draft = question
-        state.live_question = ""
-        state.live_text = ""
-        state.live_key = ""
-        state.busy = False
-        state.cancel = None
-        if chat_deleted:  # the chat had been made for this message: back to a new, unsaved one
-            state.chat_log = None
-            _show_chat_facts(state, None)
-        refresh_chats(state)
-        notify(state, "error", error)
+    state.draft = question
+    state.live_question = ""
+    state.live_text = ""
+    state.live_key = ""
+    state.busy = False
+    state.cancel = None
+    if chat_deleted:  # the chat had been made for this message: back to a new, unsaved one
+        state.chat_log = None
+        _show_chat_facts(state, None)
+    refresh_chats(state)
+    notify(state, "error", error)
 
 
 def _stored_row(message: StoredMessage) -> list[str]:
