@@ -574,9 +574,13 @@ def test_format_override_is_previewed_remembered_and_used(page: Page, app: Runni
         assert wait_for_reply_end(page).startswith(REPLY)
         page.reload()  # remembered: a new visit shows the same choice
         go_to(page, "Models")
+        expect(page.locator("#loaded_line")).to_contain_text(FAST)  # the page has its state
         choose_option(page, "model_select", FAST)
         expect(page.locator("#format_select")).to_contain_text("chatml")
     finally:
+        # Back to auto for the next tests (the model is chosen again: under load a late
+        # refresh of the reloaded page can still change the selection).
+        choose_option(page, "model_select", FAST)
         choose_option(page, "format_select", "auto")
     expect(preview).to_contain_text("<|user|>")
     assert json.loads((app.data_dir / "preferences.json").read_text()) == {"chat_formats": {}}
