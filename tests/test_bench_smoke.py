@@ -104,7 +104,15 @@ def test_browser_timings_come_from_the_screen(quick_run: dict) -> None:
 def test_report_has_ratios_targets_memory_and_the_machine(quick_run: dict) -> None:
     statuses = {t["target"]: t["status"] for t in quick_run["targets"]}
     assert len(statuses) == 8
-    assert set(statuses.values()) <= {"PASS", "MISS"}  # every target was measured
+    # Every target was measured, except that 8 tokens from the tiny model may all reach the
+    # page in its first update (the model starts before the page connects to the stream):
+    # then there is no on-screen rate, and the bench says n/a rather than inventing one.
+    unmeasured = {name for name, status in statuses.items() if status not in ("PASS", "MISS")}
+    assert unmeasured <= {"browser decode tokens/s vs raw"}, statuses
+    if unmeasured:
+        assert statuses[next(iter(unmeasured))] == "n/a"
+        turns = [turn for rep in quick_run["results"]["browser"] for turn in rep]
+        assert all(turn["decode_tps"] is None for turn in turns)
     memory = quick_run["memory_mb"]
     assert memory["engine"]["worker"] > 0 and memory["browser"]["worker"] > 0
     assert quick_run["machine"]["physical_cores"] >= 1
