@@ -35,6 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.idle import wait_idle
 from bench.probe_log import done_event, read_probe, text_times
 from bench.workload import SYSTEM_PROMPT, Settings
 
@@ -332,6 +333,7 @@ class BrowserPath:
         cpu = {k: v - cpu_before[k] for k, v in self._cpu_seconds().items()}
         result = self._result(probe, offset, worker_events, app_events, rows_before)
         result["cpu_s"] = cpu
+        wait_idle(self.worker)  # the worker's work for the next turn is not the next path's
         return result
 
     def _result(

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.idle import wait_idle  # noqa: E402
 from bench.workload import SYSTEM_PROMPT, PromptRenderer, Settings  # noqa: E402
 
 
@@ -189,6 +190,8 @@ class EnginePath:
             "finish_reason": reply.finish_reason,
             "worker_pid": self.engine.worker_pid,
             "text": reply.text,
+            # The worker's work for the next turn is not the next path's (see bench/idle.py).
+            "settle_s": wait_idle(self.engine.worker_pid),
         }
 
 

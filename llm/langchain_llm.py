@@ -91,6 +91,7 @@ class _Vocab:
                     controls[text] = token_id
         self.controls = controls
         self.eog = eog  # end-of-generation ids (</s>, <|eot_id|>, ...)
+        self.control_ids = frozenset(controls.values()) | frozenset(eog)
         names = sorted(controls, key=len, reverse=True)
         self.pattern = re.compile("|".join(map(re.escape, names))) if names else None
 
@@ -135,6 +136,75 @@ def tokenize_segments(llama: llama_cpp.Llama, segments: Sequence[Segment]) -> li
     if vocab.add_bos and (not tokens or tokens[0] != vocab.bos):
         tokens.insert(0, vocab.bos)
     return tokens
+
+
+def reuse_held_tokens(llama: llama_cpp.Llama, held: Sequence[int], tokens: list[int]) -> list[int]:
+    """`tokens` with its start replaced by `held` (what llama.cpp's cache holds) as far as both
+    spell the same bytes, ending at a token boundary of both.
+
+    Why: a reply's tokens are often not the ones its text tokenizes to (a model may write
+    "▁Par" "is" where the tokenizer says "▁Paris"), so the next prompt, tokenized from text,
+    parts from the cache inside the last reply and llama.cpp evaluates the rest of that reply
+    again. Keeping the model's own tokens gives the model the same text and evaluates only what
+    is new. Control tokens must match exactly; anything else that differs ends the reuse.
+    """
+    start = 0
+    for a, b in zip(held, tokens, strict=False):
+        if a != b:
+            break
+        start += 1
+    if start == len(held) or start == len(tokens):
+        return tokens
+    controls = _vocab(llama).control_ids
+    i = j = start
+    best = (start, start)
+    ahead_held = ahead_new = b""  # bytes each side has read past the last common boundary
+    while True:
+        if len(ahead_held) == len(ahead_new):
+            if i > start:
+                best = (i, j)
+                ahead_held = ahead_new = b""
+            if i == len(held) or j == len(tokens):
+                break
+            if held[i] in controls or tokens[j] in controls:
+                if held[i] != tokens[j]:
+                    break
+                i, j = i + 1, j + 1  # a common boundary after the pair
+                continue
+            ahead_held += token_piece(llama, held[i])
+            i += 1
+        elif len(ahead_held) < len(ahead_new):
+            if i == len(held) or held[i] in controls:
+                break
+            ahead_held += token_piece(llama, held[i])
+            i += 1
+        else:
+            if j == len(tokens) or tokens[j] in controls:
+                break
+            ahead_new += token_piece(llama, tokens[j])
+            j += 1
+        shorter = min(len(ahead_held), len(ahead_new))
+        if ahead_held[:shorter] != ahead_new[:shorter]:
+            break
+    reused, resume = best
+    return [*held[:reused], *tokens[resume:]] if reused > start else tokens
+
+
+def prefill(llama: llama_cpp.Llama, tokens: list[int]) -> int:
+    """Evaluate `tokens` into llama.cpp's cache now (keeping what it holds of them), so that a
+    later prompt that starts with them evaluates only the rest. Returns how many were evaluated."""
+    held = llama._input_ids[: llama.n_tokens].tolist()
+    tokens = reuse_held_tokens(llama, held, tokens)
+    common = 0
+    for a, b in zip(held, tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    if common >= len(tokens) or len(tokens) >= llama.n_ctx():
+        return 0
+    llama.n_tokens = common  # eval() drops the cache from here on
+    llama.eval(tokens[common:])
+    return len(tokens) - common
 
 
 def token_piece(llama: llama_cpp.Llama, token: int) -> bytes:
@@ -227,8 +297,11 @@ class LocalLlamaCpp(LlamaCpp):
         else:
             llama.set_seed(int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF)
         # Tokens llama.cpp still holds from the previous call and will not re-evaluate.
-        cached = 0
         held = llama._input_ids[: llama.n_tokens].tolist()
+        spliced = reuse_held_tokens(llama, held, tokens)
+        if len(spliced) <= len(tokens) or n_ctx - len(spliced) >= max_tokens:
+            tokens = spliced
+        cached = 0
         for a, b in zip(held, tokens[:-1], strict=False):
             if a != b:
                 break

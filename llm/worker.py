@@ -94,6 +94,7 @@ class _Worker:
         )
         sampling = {k: v for k, v in params.items() if k != "max_tokens"}
         stop = list(rendered.format.stop)
+        reply: list[str] = []
         for text in self.llm.stream(
             rendered.text,
             stop=stop,
@@ -103,9 +104,37 @@ class _Worker:
             **sampling,
         ):
             if text:
+                reply.append(text)
                 self.conn.send({"type": "text", "text": text})
         info = self.llm.last_info
         self.conn.send({"type": "done", **info, "dropped_turns": trimmed.dropped_turns})
+        if not self.pending and not self.conn.poll():  # use the pause before the next message
+            self.prefill_next_turn(
+                [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}], fmt, fallback
+            )
+
+    def prefill_next_turn(
+        self, history: list[Message], fmt: ChatFormat, fallback: ChatFormat | None
+    ) -> None:
+        """Evaluate the start of the next prompt, which does not depend on the next message: the
+        end of this reply and the template's user header. A follow-up then waits only for its
+        own text; a prompt that turns out different just re-evaluates from where it differs."""
+        from .langchain_llm import prefill
+
+        def ids(text: str) -> list[int]:
+            return self.render([*history, {"role": "user", "content": text}], fmt, fallback)[1]
+
+        first, second = ids("a"), ids("b")
+        known = 0
+        for x, y in zip(first, second, strict=False):
+            if x != y:
+                break
+            known += 1
+        # One token less: the last common one might merge with a message's first characters.
+        try:
+            prefill(self.llm.client, first[: known - 1])
+        except Exception:  # only a head start: the next prompt is evaluated from scratch
+            self.llm.client.n_tokens = 0
 
     def serve(self) -> None:
         while True:

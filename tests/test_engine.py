@@ -12,7 +12,7 @@ from pathlib import Path
 import gguf
 import pytest
 from conftest import LONG_SCRIPT, REPLY, SCRIPT
-from gguf_factory import write_scripted_model
+from gguf_factory import script_token_ids, write_scripted_model
 
 from llm.config import SamplingParams
 from llm.engine import Engine
@@ -54,6 +54,61 @@ def test_follow_up_turn_reuses_the_prefix_cache(engine: Engine) -> None:
     list(second)
     assert second.figures.cached_tokens >= first.figures.prompt_tokens
     assert second.figures.prompt_tokens > first.figures.prompt_tokens
+
+
+def test_follow_up_turn_evaluates_only_its_own_message(engine: Engine) -> None:
+    # The scripted reply's pieces ("Paris", " capital", ...) are not what its text tokenizes
+    # to (single characters here), so a prompt tokenized from text alone would part from the
+    # cache at the reply's first token and evaluate the whole reply again. And after a reply
+    # the worker evaluates the next turn's start (</s>, the user marker) before it is asked.
+    session = chat(engine)
+    first = session.ask("Hi")
+    list(first)
+    second = session.ask("And Germany?")
+    list(second)
+    assert second.figures.cached_tokens >= first.figures.prompt_tokens + len(SCRIPT) + 2
+    # Left to evaluate: the message (one token per character in this vocabulary, plus the
+    # leading space), its end and the assistant's header: </s> "▁" "\n" <|assistant|> "\n".
+    evaluated = second.figures.prompt_tokens - second.figures.cached_tokens
+    assert evaluated <= len("\nAnd Germany?") + 1 + 5
+    assert second.text == REPLY
+
+
+def test_reused_tokens_spell_the_same_prompt(scripted_model: Path) -> None:
+    import llama_cpp
+
+    from llm.langchain_llm import reuse_held_tokens, tokenize_segments
+    from llm.prompts import render_prompt
+
+    llama = llama_cpp.Llama(str(scripted_model), vocab_only=True, verbose=False)
+    zephyr = FORMATS["zephyr"]
+
+    def ids(messages: list[dict[str, str]]) -> list[int]:
+        rendered = render_prompt(zephyr, messages)
+        return tokenize_segments(llama, rendered.segments)
+
+    def text(tokens: list[int]) -> bytes:
+        return b"".join(llama.detokenize([t], special=True) for t in tokens)
+
+    asked = [{"role": "user", "content": "Hi"}]
+    held = ids(asked) + script_token_ids(SCRIPT)  # what the cache holds after the reply
+    follow_up = [*asked, {"role": "assistant", "content": REPLY}]
+    follow_up.append({"role": "user", "content": "And Germany?"})
+    canonical = ids(follow_up)
+    assert canonical[: len(held)] != held  # the text alone gives other tokens
+    reused = reuse_held_tokens(llama, held, canonical)
+    assert reused[: len(held)] == held and text(reused) == text(canonical)
+    assert reused[len(held)] == 2  # </s> closes the reply, then the new turn as tokenized
+
+    # A reply changed in the history: reuse ends where the texts part, the prompt is the same.
+    edited = [*asked, {"role": "assistant", "content": "Paris is the capital of Spain."}]
+    edited_ids = ids([*edited, {"role": "user", "content": "Sure?"}])
+    reused = reuse_held_tokens(llama, held, edited_ids)
+    assert text(reused) == text(edited_ids)
+    assert reused[: len(held) - 2] == held[:-2] and reused[: len(held)] != held
+    # Nothing in common past the cache's prefix: the tokens as they were.
+    other = ids([{"role": "user", "content": "Bonjour"}])
+    assert reuse_held_tokens(llama, held, other) == other
 
 
 def test_max_tokens_ends_with_length(engine: Engine) -> None:
