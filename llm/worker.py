@@ -5,7 +5,9 @@ Protocol (dicts over a multiprocessing Connection): requests have an "op"; repli
   load      {path, n_ctx, n_threads, n_batch}   -> loaded {n_ctx} | error {message}
   tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
   generate  {messages, format, params, keep_from, fallback}
-            -> start {...} then text {text}* then done {finish_reason, figures} | error
+            -> start {...} then text {text}* then done {finish_reason, figures} | error;
+            then, if no request waits, the worker evaluates the start of the next turn
+            (the end of this reply and the user header) while the user types
   cancel    (only while generating)              ends the reply after the current token
   exit
 """
@@ -20,6 +22,8 @@ from typing import Any
 from .errors import LocalChatError, PromptError
 from .history import trim_history
 from .prompts import ChatFormat, Message, render_prompt
+
+NEXT_REQUEST_S = 0.1
 
 
 class _Worker:
@@ -108,7 +112,9 @@ class _Worker:
                 self.conn.send({"type": "text", "text": text})
         info = self.llm.last_info
         self.conn.send({"type": "done", **info, "dropped_turns": trimmed.dropped_turns})
-        if not self.pending and not self.conn.poll():  # use the pause before the next message
+        # The pause before the next message is used, unless a request comes at once (one-shot
+        # callers such as `python -m llm ask` close the engine right after the reply).
+        if not self.pending and not self.conn.poll(NEXT_REQUEST_S):
             self.prefill_next_turn(
                 [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}], fmt, fallback
             )

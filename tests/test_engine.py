@@ -64,6 +64,7 @@ def test_follow_up_turn_evaluates_only_its_own_message(engine: Engine) -> None:
     session = chat(engine)
     first = session.ask("Hi")
     list(first)
+    time.sleep(1)  # a user's pause: the worker uses it once no request came for 0.1 s
     second = session.ask("And Germany?")
     list(second)
     assert second.figures.cached_tokens >= first.figures.prompt_tokens + len(SCRIPT) + 2
