@@ -138,6 +138,16 @@ def tokenize_segments(llama: llama_cpp.Llama, segments: Sequence[Segment]) -> li
     return tokens
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def reuse_held_tokens(llama: llama_cpp.Llama, held: Sequence[int], tokens: list[int]) -> list[int]:
     """`tokens` with its start replaced by `held` (what llama.cpp's cache holds) as far as both
     spell the same bytes, ending at a token boundary of both.
@@ -148,11 +158,7 @@ def reuse_held_tokens(llama: llama_cpp.Llama, held: Sequence[int], tokens: list[
     again. Keeping the model's own tokens gives the model the same text and evaluates only what
     is new. Control tokens must match exactly; anything else that differs ends the reuse.
     """
-    start = 0
-    for a, b in zip(held, tokens, strict=False):
-        if a != b:
-            break
-        start += 1
+    start = common_prefix(held, tokens)
     if start == len(held) or start == len(tokens):
         return tokens
     controls = _vocab(llama).control_ids
@@ -195,11 +201,7 @@ def prefill(llama: llama_cpp.Llama, tokens: list[int]) -> int:
     later prompt that starts with them evaluates only the rest. Returns how many were evaluated."""
     held = llama._input_ids[: llama.n_tokens].tolist()
     tokens = reuse_held_tokens(llama, held, tokens)
-    common = 0
-    for a, b in zip(held, tokens, strict=False):
-        if a != b:
-            break
-        common += 1
+    common = common_prefix(held, tokens)
     if common >= len(tokens) or len(tokens) >= llama.n_ctx():
         return 0
     llama.n_tokens = common  # eval() drops the cache from here on
@@ -301,11 +303,7 @@ class LocalLlamaCpp(LlamaCpp):
         spliced = reuse_held_tokens(llama, held, tokens)
         if len(spliced) <= len(tokens) or n_ctx - len(spliced) >= max_tokens:
             tokens = spliced
-        cached = 0
-        for a, b in zip(held, tokens[:-1], strict=False):
-            if a != b:
-                break
-            cached += 1
+        cached = common_prefix(held, tokens[:-1])
 
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
         matcher = _StopMatcher([*(self.stop or []), *(stop or [])])

@@ -115,9 +115,11 @@ class _Worker:
         # The pause before the next message is used, unless a request comes at once (one-shot
         # callers such as `python -m llm ask` close the engine right after the reply).
         if not self.pending and not self.conn.poll(NEXT_REQUEST_S):
-            self.prefill_next_turn(
-                [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}], fmt, fallback
-            )
+            history = [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}]
+            try:
+                self.prefill_next_turn(history, fmt, fallback)
+            except Exception:  # only a head start, and the reply is done: never an answer
+                self.llm.client.n_tokens = 0  # the next prompt is evaluated from scratch
 
     def prefill_next_turn(
         self, history: list[Message], fmt: ChatFormat, fallback: ChatFormat | None
@@ -125,22 +127,16 @@ class _Worker:
         """Evaluate the start of the next prompt, which does not depend on the next message: the
         end of this reply and the template's user header. A follow-up then waits only for its
         own text; a prompt that turns out different just re-evaluates from where it differs."""
-        from .langchain_llm import prefill
+        from .langchain_llm import common_prefix, prefill
 
         def ids(text: str) -> list[int]:
             return self.render([*history, {"role": "user", "content": text}], fmt, fallback)[1]
 
-        first, second = ids("a"), ids("b")
-        known = 0
-        for x, y in zip(first, second, strict=False):
-            if x != y:
-                break
-            known += 1
+        first = ids("a")
+        known = common_prefix(first, ids("b"))
         # One token less: the last common one might merge with a message's first characters.
-        try:
+        if known > 1:
             prefill(self.llm.client, first[: known - 1])
-        except Exception:  # only a head start: the next prompt is evaluated from scratch
-            self.llm.client.n_tokens = 0
 
     def serve(self) -> None:
         while True:
