@@ -76,11 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pages.i18n import labels
     from pages.live import add_live_route
     from pages.page_scripts import add_page_scripts
+    from pages.taipy_state import install as speed_up_state
 
     context = AppContext(
         config=config, engine=engine, prefs=prefs, labels=labels(config.language), store=store
     )
     install(context)
+    speed_up_state()  # state reads and writes without inspect.stack() (see pages/taipy_state.py)
     server = make_server("LocalChat", access_token=config.access_token, title=config.title)
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
     add_live_route(server)  # replies stream to the page beside Taipy's state
