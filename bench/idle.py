@@ -16,7 +16,11 @@ def wait_idle(pid: int | None) -> float:
     returns the seconds waited."""
     if pid is None:
         return 0.0
+    from llm.worker import NEXT_REQUEST_S  # here: the raw path's process never imports llm
+
     started = time.monotonic()
+    # The worker waits NEXT_REQUEST_S for a request before it starts: idle, but not done.
+    time.sleep(NEXT_REQUEST_S + 0.05)
     try:
         process = psutil.Process(pid)
         before = sum(process.cpu_times()[:2])
