@@ -177,9 +177,8 @@ def reuse_held_tokens(llama: llama_cpp.Llama, held: Sequence[int], tokens: list[
                     break
                 i, j = i + 1, j + 1  # a common boundary after the pair
                 continue
-            ahead_held += token_piece(llama, held[i])
-            i += 1
-        elif len(ahead_held) < len(ahead_new):
+        # The side that has read fewer bytes reads its next token (the held side on a tie).
+        if len(ahead_held) <= len(ahead_new):
             if i == len(held) or held[i] in controls:
                 break
             ahead_held += token_piece(llama, held[i])

@@ -259,7 +259,8 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         notify(state, "error", str(exc))
         return
     # The model starts on the prompt now, not after the page changes below: each Taipy
-    # assignment costs 5-8 ms, about 0.1 s in all. The reply's callbacks wait for `ready`.
+    # assignment is a websocket message and a re-render of the page in the browser. The
+    # reply's callbacks wait for `ready`.
     live_key, live = open_live()
     worker = threading.Thread(
         target=_stream,
