@@ -25,7 +25,11 @@ from collections.abc import Iterator
 
 from flask import Flask, Response
 
-MIN_GAP_S = 0.02  # coalesces tokens that arrive together; far below what anyone sees
+# At most 10 updates a second. Each update costs the browser a frame, 7-8 ms of CPU where it
+# renders without a GPU; at every token (about 23 a second) that took 14% of llama.cpp's speed
+# on a 2-core machine, at 10 a second 6-10% (bench/, README). A reply's first and last text
+# are not held back.
+MIN_GAP_S = 0.1
 PING_S = 15.0  # a comment line this often finds a closed tab (the write fails)
 LINGER_S = 30.0  # a finished reply stays readable this long (a late-connecting tab gets it)
 
@@ -54,6 +58,11 @@ class LiveText:
             self._done = True
             self.ended_at = time.monotonic()
             self._changed.notify_all()
+
+    def wait_end(self, timeout: float) -> bool:
+        """Whether the reply has ended, waiting up to `timeout` seconds for it."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._done, timeout)
 
     def wait(self, seen: int, timeout: float) -> tuple[int, str, bool]:
         """(version, text, done) once the version is past `seen` or the reply ended, or
@@ -95,7 +104,7 @@ def _events(live: LiveText) -> Iterator[str]:
             return
         if version == seen:
             yield ": ping\n\n"
-        time.sleep(MIN_GAP_S)
+        live.wait_end(MIN_GAP_S)  # the gap that coalesces tokens; the end cuts it short
 
 
 def add_live_route(flask_app: Flask) -> None:
