@@ -89,22 +89,22 @@ def open_live() -> tuple[str, LiveText]:
 
 
 def _events(live: LiveText) -> Iterator[str]:
-    seen, sent = 0, None
+    seen, sent = 0, ""
     while True:
         version, text, done = live.wait(seen, PING_S)
+        if version == seen and not done:
+            yield ": ping\n\n"  # nothing new for PING_S: the write fails if the tab is gone
+            continue
         if version != seen:
-            seen = version
             # Appending is the usual case; the first event, or any other change, replaces.
-            appended = sent is not None and text.startswith(sent)
-            change = {"a": text[len(sent) :]} if appended else {"t": text}
-            sent = text
+            change = {"a": text[len(sent) :]} if seen and text.startswith(sent) else {"t": text}
+            seen, sent = version, text
             yield f"data: {json.dumps(change, ensure_ascii=False)}\n\n"
         if done:
             yield "event: done\ndata: {}\n\n"
             return
-        if version == seen:
-            yield ": ping\n\n"
-        live.wait_end(MIN_GAP_S)  # the gap that coalesces tokens; the end cuts it short
+        if sent.strip():  # until something visible is out, the next text goes at once
+            live.wait_end(MIN_GAP_S)  # the gap that coalesces tokens; the end cuts it short
 
 
 def add_live_route(flask_app: Flask) -> None:

@@ -43,7 +43,7 @@ def test_a_tab_reads_its_reply_as_it_grows_then_done() -> None:
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     body = ""
     for chunk in response.response:  # read as the tab does, while the reply is written
-        body += chunk.decode() if isinstance(chunk, bytes) else chunk
+        body += _text(chunk)
         if not writer.is_alive() and writer.ident is None:
             writer.start()
     writer.join(timeout=10)
@@ -56,11 +56,12 @@ def test_a_tab_reads_its_reply_as_it_grows_then_done() -> None:
         text = change["t"] if "t" in change else text + change["a"]
     assert text == "Paris is the capital!"
     assert {"a": " is"} in changes  # growth is sent as what was added
+    assert ": ping" not in body  # a keep-alive only after PING_S without news
 
 
-def _read_while_writing(first: str, write: object) -> tuple[list[tuple[str, str]], float]:
-    """The events a tab reads when a reply starts with `first` and `write(live)` goes on in a
-    thread once the tab has it, and the seconds from the reply's end to the stream's end."""
+def _read_while_writing(first: str, write: object) -> tuple[list[tuple[float, str, str]], float]:
+    """What a tab reads when a reply starts with `first` and `write(live)` goes on in a thread
+    once the tab has it: (arrival time, event, data) per event, and when the writer ended."""
     server = Flask("live-test")
     add_live_route(server)
     key, live = open_live()
@@ -73,13 +74,22 @@ def _read_while_writing(first: str, write: object) -> tuple[list[tuple[str, str]
         live.end()
 
     writer = threading.Thread(target=run)
-    body = ""
+    events = []
     for chunk in server.test_client().get(f"/lc-live/{key}", buffered=False).response:
-        body += chunk.decode() if isinstance(chunk, bytes) else chunk
+        at = time.monotonic()
+        events += [(at, kind, data) for kind, data in _events(_text(chunk))]
         if writer.ident is None:
             writer.start()
     writer.join(timeout=10)
-    return _events(body), time.monotonic() - ended_at[0]
+    return events, ended_at[0]
+
+
+def _text(chunk: bytes | str) -> str:
+    return chunk.decode() if isinstance(chunk, bytes) else chunk
+
+
+def _changes(events: list[tuple[float, str, str]]) -> list[dict[str, str]]:
+    return [json.loads(data) for _, kind, data in events if kind == "message"]
 
 
 def test_tokens_are_coalesced_into_a_few_updates_a_second() -> None:
@@ -90,8 +100,7 @@ def test_tokens_are_coalesced_into_a_few_updates_a_second() -> None:
             text += f" w{i}"
             live.publish(text)
 
-    events, _ = _read_while_writing(" w0", write)
-    changes = [json.loads(data) for kind, data in events if kind == "message"]
+    changes = _changes(_read_while_writing(" w0", write)[0])
     assert "".join(c.get("t", c.get("a", "")) for c in changes) == "".join(
         f" w{i}" for i in range(40)
     )
@@ -106,10 +115,26 @@ def test_the_last_text_is_not_held_back(monkeypatch: pytest.MonkeyPatch) -> None
         time.sleep(0.2)  # the stream has sent "first" and is in its gap
         live.publish("first and last")
 
-    events, after_end_s = _read_while_writing("first", write)
-    assert events[-1] == ("done", "{}")
-    assert [json.loads(data) for _, data in events[:-1]] == [{"t": "first"}, {"a": " and last"}]
-    assert after_end_s < 5, "the end waited out the coalescing gap"
+    events, ended_at = _read_while_writing("first", write)
+    assert events[-1][1:] == ("done", "{}")
+    assert _changes(events) == [{"t": "first"}, {"a": " and last"}]
+    assert events[-1][0] - ended_at < 5, "the end waited out the coalescing gap"
+
+
+def test_the_first_visible_text_is_not_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_module, "MIN_GAP_S", 30.0)
+    published_at: list[float] = []
+
+    def write(live: live_module.LiveText) -> None:
+        time.sleep(0.2)  # the stream has sent the leading newline
+        live.publish("\nHello")
+        published_at.append(time.monotonic())
+        time.sleep(1.0)
+
+    events, _ = _read_while_writing("\n", write)
+    assert _changes(events) == [{"t": "\n"}, {"a": "Hello"}]
+    hello_at = next(at for at, kind, data in events if "Hello" in data)
+    assert hello_at - published_at[0] < 0.5, "a reply's first words waited for the gap"
 
 
 def test_unknown_keys_get_nothing() -> None:
