@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 from flask import Flask
 
 from pages import live as live_module
-from pages.live import add_live_route, open_live
+from pages.live import LiveText, add_live_route, open_live
 
 
 def _events(body: str) -> list[tuple[str, str]]:
@@ -26,42 +28,34 @@ def _events(body: str) -> list[tuple[str, str]]:
 
 
 def test_a_tab_reads_its_reply_as_it_grows_then_done() -> None:
-    server = Flask("live-test")
-    add_live_route(server)
-    key, live = open_live()
-    live.publish("Paris")  # before the tab connects: it gets the text so far
-
-    def write() -> None:
+    def write(live: LiveText) -> None:
         for text in ("Paris is", "Paris is the capital", "Paris is the capital."):
             time.sleep(0.05)
             live.publish(text)
         live.publish("Paris is the capital!")  # not an append: replaces
-        live.end()
 
-    writer = threading.Thread(target=write)
-    response = server.test_client().get(f"/lc-live/{key}", buffered=False)
-    assert response.status_code == 200 and response.mimetype == "text/event-stream"
-    body = ""
-    for chunk in response.response:  # read as the tab does, while the reply is written
-        body += _text(chunk)
-        if not writer.is_alive() and writer.ident is None:
-            writer.start()
-    writer.join(timeout=10)
-    events = _events(body)
-    assert events[-1] == ("done", "{}")
-    changes = [json.loads(data) for kind, data in events[:-1]]
+    # "Paris" is there before the tab connects: it gets the text so far.
+    read = _read_while_writing("Paris", write)
+    assert read.events[-1][1:] == ("done", "{}")
+    changes = _changes(read.events)
     assert changes[0] == {"t": "Paris"}
     text = ""
     for change in changes:
         text = change["t"] if "t" in change else text + change["a"]
     assert text == "Paris is the capital!"
     assert {"a": " is"} in changes  # growth is sent as what was added
-    assert ": ping" not in body  # a keep-alive only after PING_S without news
+    assert ": ping" not in read.body  # a keep-alive only after PING_S without news
 
 
-def _read_while_writing(first: str, write: object) -> tuple[list[tuple[float, str, str]], float]:
+class _Read(NamedTuple):
+    events: list[tuple[float, str, str]]  # (arrival time, event, data)
+    ended_at: float  # when the writer ended
+    body: str  # the stream as sent, comments included
+
+
+def _read_while_writing(first: str, write: Callable[[LiveText], None]) -> _Read:
     """What a tab reads when a reply starts with `first` and `write(live)` goes on in a thread
-    once the tab has it: (arrival time, event, data) per event, and when the writer ended."""
+    once the tab has it (the reply ends when `write` returns)."""
     server = Flask("live-test")
     add_live_route(server)
     key, live = open_live()
@@ -69,19 +63,22 @@ def _read_while_writing(first: str, write: object) -> tuple[list[tuple[float, st
     ended_at: list[float] = []
 
     def run() -> None:
-        write(live)  # type: ignore[operator]
+        write(live)
         ended_at.append(time.monotonic())
         live.end()
 
     writer = threading.Thread(target=run)
-    events = []
-    for chunk in server.test_client().get(f"/lc-live/{key}", buffered=False).response:
-        at = time.monotonic()
-        events += [(at, kind, data) for kind, data in _events(_text(chunk))]
+    response = server.test_client().get(f"/lc-live/{key}", buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    events, body = [], ""
+    for chunk in response.response:  # read as the tab does, while the reply is written
+        at, text = time.monotonic(), _text(chunk)
+        events += [(at, kind, data) for kind, data in _events(text)]
+        body += text
         if writer.ident is None:
             writer.start()
     writer.join(timeout=10)
-    return events, ended_at[0]
+    return _Read(events, ended_at[0], body)
 
 
 def _text(chunk: bytes | str) -> str:
@@ -93,14 +90,14 @@ def _changes(events: list[tuple[float, str, str]]) -> list[dict[str, str]]:
 
 
 def test_tokens_are_coalesced_into_a_few_updates_a_second() -> None:
-    def write(live: live_module.LiveText) -> None:
+    def write(live: LiveText) -> None:
         text = " w0"
         for i in range(1, 40):  # 40 tokens in about 0.4 s
             time.sleep(0.01)
             text += f" w{i}"
             live.publish(text)
 
-    changes = _changes(_read_while_writing(" w0", write)[0])
+    changes = _changes(_read_while_writing(" w0", write).events)
     assert "".join(c.get("t", c.get("a", "")) for c in changes) == "".join(
         f" w{i}" for i in range(40)
     )
@@ -111,11 +108,11 @@ def test_tokens_are_coalesced_into_a_few_updates_a_second() -> None:
 def test_the_last_text_is_not_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live_module, "MIN_GAP_S", 30.0)
 
-    def write(live: live_module.LiveText) -> None:
+    def write(live: LiveText) -> None:
         time.sleep(0.2)  # the stream has sent "first" and is in its gap
         live.publish("first and last")
 
-    events, ended_at = _read_while_writing("first", write)
+    events, ended_at, _ = _read_while_writing("first", write)
     assert events[-1][1:] == ("done", "{}")
     assert _changes(events) == [{"t": "first"}, {"a": " and last"}]
     assert events[-1][0] - ended_at < 5, "the end waited out the coalescing gap"
@@ -125,13 +122,13 @@ def test_the_first_visible_text_is_not_held_back(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(live_module, "MIN_GAP_S", 30.0)
     published_at: list[float] = []
 
-    def write(live: live_module.LiveText) -> None:
+    def write(live: LiveText) -> None:
         time.sleep(0.2)  # the stream has sent the leading newline
         live.publish("\nHello")
         published_at.append(time.monotonic())
         time.sleep(1.0)
 
-    events, _ = _read_while_writing("\n", write)
+    events = _read_while_writing("\n", write).events
     assert _changes(events) == [{"t": "\n"}, {"a": "Hello"}]
     hello_at = next(at for at, kind, data in events if "Hello" in data)
     assert hello_at - published_at[0] < 0.5, "a reply's first words waited for the gap"
