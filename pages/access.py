@@ -110,7 +110,8 @@ class GuardedFlask(Flask):
 
 def make_server(name: str, *, access_token: str, title: str) -> Flask:
     """The Flask app Taipy runs on, guarded when a token is set."""
-    server = GuardedFlask(name)
+    # No static folder: Flask would serve `static/` under wherever the app was started from.
+    server = GuardedFlask(name, static_folder=None)
     server.access_token = access_token
     server.title = title
     return server

@@ -146,6 +146,10 @@ def test_sources_settings_models_and_data_are_not_served(app: RunningApp) -> Non
     # The app's folders outside the project are not reachable either.
     assert _status(app.url + f"{app.models_dir.name}/{FAST}") == 404
     assert _status(app.url + "data/notes.txt") == 404
+    # Nor is a `static` folder where the app was started (Flask's own route would serve it).
+    (app.data_dir.parent / "static").mkdir(exist_ok=True)
+    (app.data_dir.parent / "static" / "notes.txt").write_text("private")
+    assert _status(app.url + "static/notes.txt") == 404
 
 
 def test_taipyignore_covers_every_file_but_the_style_sheet() -> None:
