@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pages.context import AppContext, install
     from pages.i18n import labels
     from pages.live import add_live_route
+    from pages.local_only import FAVICON, add_local_only_policy
     from pages.page_scripts import add_page_scripts
     from pages.taipy_state import install as speed_up_state
 
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = make_server("LocalChat", access_token=config.access_token, title=config.title)
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
     add_live_route(server)  # replies stream to the page beside Taipy's state
+    add_local_only_policy(server)  # the pages load nothing from other sites
     gui = Gui(pages=pages.create_pages(), flask=server)  # made here: Taipy finds main.css
     gui.on_init = pages.on_init
     gui.on_page_load = pages.on_page_load
@@ -105,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_reloader=False,  # the reloader would run this file (and load the model) twice
             run_browser=sys.stdin.isatty() and sys.stdout.isatty(),
             watermark="",
+            favicon=FAVICON,
             server_config={
                 # Taipy lets any web site's scripts talk to the app (CORS "*"); allow only
                 # pages the app itself served.

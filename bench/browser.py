@@ -288,8 +288,10 @@ class BrowserPath:
 
     def new(self, conversation: int) -> None:
         self.page.locator("#new_chat").click()
+        # A function, not an expression: Playwright evaluates a polled expression with eval(),
+        # which the app's Content-Security-Policy forbids (pages/local_only.py).
         self.page.wait_for_function(
-            "document.querySelectorAll('#chat .taipy-chat-received').length === 0"
+            "() => document.querySelectorAll('#chat .taipy-chat-received').length === 0"
         )
         self._wait_input_enabled(30_000)
 

@@ -18,12 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -33,6 +34,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Chromium's own calls to Google (form-field classification), not the page's: the test
+    # that no page asks another site for anything counts every request that leaves.
+    "--disable-features=AutofillServerCommunication",
 ]
 START_TIMEOUT_S = 60
 VIEWPORT = {"width": 1280, "height": 800}
@@ -173,10 +177,31 @@ def screenshots_dir(request: pytest.FixtureRequest) -> Path:
 # Page helpers ------------------------------------------------------------------------------
 
 
+# Blocks of the app's Content-Security-Policy expected on every load: Taipy's Lato font from
+# Google and MathJax from cdnjs (pages/local_only.py). Anything else it blocks is a defect.
+# (Playwright's wait_for_function must be given a function: a polled expression uses eval.)
+_EXPECTED_BLOCKS = ("https://fonts.googleapis.com/", "https://cdnjs.cloudflare.com/")
+_violations: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+
+
+def policy_violations(page: Page) -> list[str]:
+    """The console's Content-Security-Policy messages in `page` (opened by `open_page`) about
+    anything but the expected blocks."""
+    return _violations.get(page, [])
+
+
 def open_page(browser: Browser, url: str) -> Page:
     """A new tab (own Taipy client) showing `url`, with the app connected."""
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(15_000)
+    seen = _violations.setdefault(page, [])
+
+    def note(message: ConsoleMessage) -> None:
+        text = message.text
+        if "Content Security Policy" in text and not any(u in text for u in _EXPECTED_BLOCKS):
+            seen.append(text)
+
+    page.on("console", note)
     page.goto(url)
     page.wait_for_selector("#navbar")
     return page

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser import RunningApp, chromium, open_page, screenshots_dir
+from browser import RunningApp, chromium, open_page, policy_violations, screenshots_dir
 from gguf_factory import write_scripted_model
 from hub_server import HubServer, populate
 
@@ -130,6 +130,7 @@ def page(app: RunningApp, browser: Browser) -> Iterator[Page]:
     tab = open_page(browser, app.url)
     yield tab
     tab.close()
+    assert policy_violations(tab) == [], "the app's Content-Security-Policy blocked these"
 
 
 @pytest.fixture

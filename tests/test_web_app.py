@@ -8,10 +8,13 @@ models page, as a user would, so the tests do not depend on their order.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from browser import (
+    VIEWPORT,
     RunningApp,
     bubbles,
     chat_input,
@@ -126,7 +130,9 @@ def test_sources_settings_models_and_data_are_not_served(app: RunningApp) -> Non
     (app.data_dir / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
     (app.data_dir / "notes.txt").write_text("private")
     assert _status(app.url) == 200
-    assert _status(app.url + "main.css") == 200  # the one file the pages need
+    assert _status(app.url + "main.css") == 200  # the style sheet and its files
+    assert _status(app.url + "assets/favicon.svg") == 200
+    assert _status(app.url + "assets/fonts/lato-latin-400-normal.woff2") == 200
     for path in (
         "main.py",
         "config.toml",
@@ -152,14 +158,15 @@ def test_sources_settings_models_and_data_are_not_served(app: RunningApp) -> Non
     assert _status(app.url + "static/notes.txt") == 404
 
 
-def test_taipyignore_covers_every_file_but_the_style_sheet() -> None:
+def test_taipyignore_covers_every_file_but_the_style_sheet_and_its_assets() -> None:
     # The same matcher Taipy applies to each request for a file under the project folder,
     # for files the HTTP test above cannot count on existing (models, the database).
     from gitignore_parser import parse_gitignore
 
     project = Path(__file__).resolve().parent.parent
     ignored = parse_gitignore(project / ".taipyignore")
-    assert not ignored(str(project / "main.css"))
+    for path in ("main.css", "assets/favicon.svg", "assets/fonts/lato-latin-700-normal.woff2"):
+        assert not ignored(str(project / path)), path
     for path in (
         "main.py",
         "config.toml",
@@ -182,6 +189,60 @@ def test_other_web_sites_cannot_open_the_app_socket(app: RunningApp) -> None:
     assert _status(handshake) == 200
     assert _status(handshake, {"Origin": app.url.rstrip("/")}) == 200
     assert _status(handshake, {"Origin": "https://evil.example"}) == 400
+
+
+@contextlib.contextmanager
+def _recording_proxy() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy on 127.0.0.1 that notes each request line it gets and answers 502."""
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            asked.append(self.requestline)
+            self.send_error(502)
+
+        do_GET = do_POST = do_HEAD = do_CONNECT = _refuse
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_the_pages_ask_no_other_site_for_anything(app: RunningApp, browser: Browser) -> None:
+    # Everything but the app (on 127.0.0.1) goes through a proxy that notes what it was asked
+    # for: what the page would tell other sites.
+    with _recording_proxy() as (proxy, asked):
+        proxy_settings = {"server": proxy, "bypass": "127.0.0.1"}
+        context = browser.new_context(proxy=proxy_settings, viewport=VIEWPORT)
+        try:
+            page = context.new_page()
+            page.evaluate("fetch('http://other-site.example/x').catch(() => null)")
+            assert asked == ["GET http://other-site.example/x HTTP/1.1"]  # the proxy is in use
+            asked.clear()
+            for name in ("chat", "models"):
+                page.goto(app.url + name, wait_until="networkidle")
+                expect(page.locator("#navbar")).to_be_visible()
+                page.wait_for_function("() => document.fonts.status === 'loaded'")
+            assert asked == [], asked
+            # The page keeps its look with what the app serves: the style kit's font, the icon.
+            weights = page.evaluate(
+                "[...document.fonts].filter(f => f.family.replace(/\"/g, '') === 'Lato'"
+                " && f.status === 'loaded').map(f => f.weight)"
+            )
+            assert {"400", "700"} <= set(weights)
+            icon = page.evaluate("document.querySelector('link.taipy-favicon').href")
+            assert icon.startswith(app.url + "assets/favicon.svg")
+        finally:
+            context.close()
 
 
 # Chat page ---------------------------------------------------------------------------------
