@@ -9,6 +9,8 @@ opened, and on a machine without internet the page must not wait for those sites
   anything, before any network request is made;
 - Lato is served from `assets/fonts` (declared in main.css), the favicon from `assets/`.
 Links to other sites (a model's page on Hugging Face) still open: CSP does not govern them.
+The same policy keeps other sites from showing the app in a frame (`frame-ancestors`), where
+they could lay it under their own buttons.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -192,16 +192,15 @@ def test_other_web_sites_cannot_open_the_app_socket(app: RunningApp) -> None:
 
 
 @contextlib.contextmanager
-def _recording_proxy() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP proxy on 127.0.0.1 that notes each request line it gets and answers 502."""
-    asked: list[str] = []
+def _http_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """A small HTTP server on 127.0.0.1 (another origin than the app's) calling `answer` for
+    each request; yields its URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def _refuse(self) -> None:
-            asked.append(self.requestline)
-            self.send_error(502)
+        def _answer(self) -> None:
+            answer(self)
 
-        do_GET = do_POST = do_HEAD = do_CONNECT = _refuse
+        do_GET = do_POST = do_HEAD = do_CONNECT = _answer
 
         def log_message(self, *args: object) -> None:
             pass
@@ -210,17 +209,49 @@ def _recording_proxy() -> Iterator[tuple[str, list[str]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
 
 
+def test_other_web_sites_cannot_show_the_app_in_a_frame(app: RunningApp, browser: Browser) -> None:
+    # A site could lay the app, framed, under its own buttons (clickjacking).
+    def answer(request: http.server.BaseHTTPRequestHandler) -> None:
+        body = (
+            f'<iframe id="app" src="{app.url}chat"></iframe><iframe id="own" src="own"></iframe>'
+            if request.path == "/"
+            else '<p id="own">framed</p>'
+        ).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/html")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    with _http_server(answer) as other_site:
+        page = browser.new_page()
+        try:
+            page.goto(other_site, wait_until="load")  # "load" waits for the frames
+            expect(page.frame_locator("#own").locator("#own")).to_have_text("framed")
+            framed = page.locator("#app").element_handle().content_frame()
+            assert framed is not None and not framed.url.startswith(app.url)
+            assert framed.locator("#navbar").count() == 0
+        finally:
+            page.close()
+
+
 def test_the_pages_ask_no_other_site_for_anything(app: RunningApp, browser: Browser) -> None:
     # Everything but the app (on 127.0.0.1) goes through a proxy that notes what it was asked
     # for: what the page would tell other sites.
-    with _recording_proxy() as (proxy, asked):
+    asked: list[str] = []
+
+    def refuse(request: http.server.BaseHTTPRequestHandler) -> None:
+        asked.append(request.requestline)
+        request.send_error(502)
+
+    with _http_server(refuse) as proxy:
         proxy_settings = {"server": proxy, "bypass": "127.0.0.1"}
         context = browser.new_context(proxy=proxy_settings, viewport=VIEWPORT)
         try:
