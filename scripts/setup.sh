@@ -9,7 +9,8 @@ find_python() {
   for candidate in "${PYTHON:-}" python3.12 python3.11 python3.10 python3; do
     [ -n "$candidate" ] || continue
     command -v "$candidate" >/dev/null 2>&1 || continue
-    if "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)'; then
+    # 2>/dev/null: a pyenv shim exists for versions it has but not enabled, and says so.
+    if "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
       echo "$candidate"; return 0
     fi
   done
