@@ -329,8 +329,8 @@ def test_requests_run_in_arrival_order_with_queue_positions(long_model: Path) ->
                 break
             threading.Event().wait(0.01)
         cancels[2].set()  # a queued request leaves the line without running
-        for _ in range(500):
-            if engine._queue.waiting == 2:
+        for _ in range(500):  # until the last in line has been told it moved up (polled 10/s)
+            if positions[3][-1:] == [2]:
                 break
             threading.Event().wait(0.01)
         release.set()
