@@ -16,17 +16,17 @@ import contextlib
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from browser import free_port
+from local_http import serving
 
 READY_TIMEOUT_S = 90
 
@@ -141,13 +141,5 @@ def buffering_proxy(upstream: str) -> Iterator[str]:
 
         do_GET = do_POST = _forward
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}{prefix}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as url:
+        yield url + prefix

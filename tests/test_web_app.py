@@ -8,13 +8,11 @@ models page, as a user would, so the tests do not depend on their order.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import os
 import re
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +37,7 @@ from browser import (
 )
 from conftest import REPLY
 from gguf_factory import write_scripted_model, write_truncated
+from local_http import serving
 from playwright.sync_api import Browser, Page, expect
 
 from llm.storage import ChatStore
@@ -191,10 +190,8 @@ def test_other_web_sites_cannot_open_the_app_socket(app: RunningApp) -> None:
     assert _status(handshake, {"Origin": "https://evil.example"}) == 400
 
 
-@contextlib.contextmanager
-def _http_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[str]:
-    """A small HTTP server on 127.0.0.1 (another origin than the app's) calling `answer` for
-    each request; yields its URL."""
+def _answering(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> type:
+    """A request handler class that calls `answer` for every request, logging nothing."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -205,15 +202,7 @@ def _http_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    return Handler
 
 
 def test_other_web_sites_cannot_show_the_app_in_a_frame(app: RunningApp, browser: Browser) -> None:
@@ -230,10 +219,10 @@ def test_other_web_sites_cannot_show_the_app_in_a_frame(app: RunningApp, browser
         request.end_headers()
         request.wfile.write(body)
 
-    with _http_server(answer) as other_site:
+    with serving(_answering(answer)) as other_site:
         page = browser.new_page()
         try:
-            page.goto(other_site, wait_until="load")  # "load" waits for the frames
+            page.goto(other_site + "/", wait_until="load")  # "load" waits for the frames
             expect(page.frame_locator("#own").locator("#own")).to_have_text("framed")
             framed = page.locator("#app").element_handle().content_frame()
             assert framed is not None and not framed.url.startswith(app.url)
@@ -251,7 +240,7 @@ def test_the_pages_ask_no_other_site_for_anything(app: RunningApp, browser: Brow
         asked.append(request.requestline)
         request.send_error(502)
 
-    with _http_server(refuse) as proxy:
+    with serving(_answering(refuse)) as proxy:
         proxy_settings = {"server": proxy, "bypass": "127.0.0.1"}
         context = browser.new_context(proxy=proxy_settings, viewport=VIEWPORT)
         try:
