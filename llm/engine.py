@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,14 +18,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from .child_process import start_child
 from .config import LOCAL_BACKEND, Config, SamplingParams
 from .errors import EngineError, ModelFileError, PromptError
 from .gguf_file import ModelFile
 from .memory import check_fits_in_ram
-from .model_files import read_model_file
+from .model_files import auto_format, read_model_file
 from .prompts import FORMATS, ChatFormat, Message
 
-_ROOT = Path(__file__).resolve().parent.parent
 _SIGNAL_HINTS = {
     signal.SIGABRT: "llama.cpp aborted",
     signal.SIGSEGV: "it crashed",
@@ -165,19 +162,8 @@ class Engine:
 
     # worker lifecycle ---------------------------------------------------------------
     def _start_worker(self) -> None:
-        # A fresh interpreter (not multiprocessing's spawn), so the caller's __main__ (a
-        # notebook, main.py) is never re-imported in the worker.
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llm.worker", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
-        self._process, self._conn, self._worker_model = process, Connection(ours.detach()), None
+        self._process, self._conn = start_child("llm.worker")
+        self._worker_model = None
 
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -225,6 +211,7 @@ class Engine:
                 "n_ctx": n_ctx,
                 "n_threads": self.n_threads,
                 "n_batch": self.n_batch,
+                "untrusted_template": auto_format(info).untrusted,
             }
         )
         reply = self._receive()

@@ -2,9 +2,10 @@
 
 Each built-in `ChatFormat` holds the official Jinja template from the model's Hugging Face
 `tokenizer_config.json` (files in `llm/templates/`), rendered the way transformers renders it.
-A template stored in a GGUF file is rendered the same way. Rendering returns `Segment`s that
-say which text came from the template and which from the user, so that only template text is
-ever tokenized as control tokens.
+A template stored in a GGUF file is rendered the same way, but in a helper process with limits
+on time and memory (`llm.template_sandbox`): it is code from whoever made the file. Rendering
+returns `Segment`s that say which text came from the template and which from the user, so that
+only template text is ever tokenized as control tokens.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class ChatFormat:
     # Strip message content before rendering (the template trims it itself).
     trims_content: bool = False
     source: str = "built-in"
+    # A template that is not LocalChat's own (from a model file): rendered within limits.
+    untrusted: bool = False
 
 
 def _builtin(name: str, **kwargs: Any) -> ChatFormat:
@@ -171,30 +174,39 @@ def _placeholder(i: int) -> str:
 _PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
 
 
-def _render_jinja(fmt: ChatFormat, messages: Sequence[Message]) -> list[Segment]:
-    """Render with content swapped for placeholders, then split template text from content."""
-    template = _compile(fmt.template)
-    variables = {
-        "bos_token": fmt.bos_token,
-        "eos_token": fmt.eos_token,
-        "add_generation_prompt": True,
-    }
+def render_segments(
+    template_text: str, bos_token: str, eos_token: str, messages: Sequence[Message]
+) -> list[tuple[str, bool]]:
+    """Render with content swapped for placeholders, then split template text from content:
+    (text, is_content) pairs. Plain values in and out, so a helper process can run it."""
+    template = _compile(template_text)
+    variables = {"bos_token": bos_token, "eos_token": eos_token, "add_generation_prompt": True}
     marked = [{"role": m["role"], "content": _placeholder(i)} for i, m in enumerate(messages)]
     skeleton = template.render(messages=marked, **variables)
     real = template.render(messages=[dict(m) for m in messages], **variables)
-    segments: list[Segment] = []
+    segments: list[tuple[str, bool]] = []
     position = 0
     for match in _PLACEHOLDER_RE.finditer(skeleton):
         if match.start() > position:
-            segments.append(Segment(skeleton[position : match.start()], False))
-        segments.append(Segment(messages[int(match.group(1))]["content"], True))
+            segments.append((skeleton[position : match.start()], False))
+        segments.append((messages[int(match.group(1))]["content"], True))
         position = match.end()
     if position < len(skeleton):
-        segments.append(Segment(skeleton[position:], False))
-    if "".join(s.text for s in segments) != real:
+        segments.append((skeleton[position:], False))
+    if "".join(text for text, _ in segments) != real:
         # The template transforms message text in a way placeholders cannot follow.
         raise jinja2.TemplateError("template changes message text; cannot separate it safely")
-    return [s for s in segments if s.text]
+    return [(text, is_content) for text, is_content in segments if text]
+
+
+def _render_jinja(fmt: ChatFormat, messages: Sequence[Message]) -> list[Segment]:
+    if fmt.untrusted:
+        from .template_sandbox import render_segments_limited
+
+        pairs = render_segments_limited(fmt.template, fmt.bos_token, fmt.eos_token, messages)
+    else:
+        pairs = render_segments(fmt.template, fmt.bos_token, fmt.eos_token, messages)
+    return [Segment(text, is_content) for text, is_content in pairs]
 
 
 def _prepare(fmt: ChatFormat, messages: Sequence[Message]) -> list[Message]:
@@ -250,6 +262,7 @@ def format_from_gguf(template: str, bos_token: str, eos_token: str) -> ChatForma
         eos_token=eos_token,
         stop=tuple(s for s in dict.fromkeys(stop) if s),
         source="gguf",
+        untrusted=True,
     )
 
 

@@ -2,7 +2,8 @@
 app down. Started by `llm.engine.Engine` as `python -m llm.worker FD` (FD: a socket).
 
 Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
-  load      {path, n_ctx, n_threads, n_batch}   -> loaded {n_ctx} | error {message}
+  load      {path, n_ctx, n_threads, n_batch, untrusted_template}
+                                                -> loaded {n_ctx} | error {message}
   tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
   generate  {messages, format, params, keep_from, fallback}
             -> start {...} then text {text}* then done {finish_reason, figures} | error;
@@ -19,6 +20,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from . import template_sandbox
+from .child_process import child_connection
 from .errors import LocalChatError, PromptError
 from .history import trim_history
 from .prompts import ChatFormat, Message, render_prompt
@@ -46,6 +49,8 @@ class _Worker:
         except Exception as exc:
             message = str(exc).split("\n")[0] or type(exc).__name__
             return {"type": "error", "message": f"llama.cpp could not load the model: {message}"}
+        if request.get("untrusted_template"):
+            template_sandbox.warm()  # its helper starts now, not on the first message
         return {"type": "loaded", "n_ctx": self.llm.client.n_ctx()}
 
     def render(self, messages: list[Message], fmt: ChatFormat, fallback: ChatFormat | None):
@@ -169,12 +174,11 @@ class _Worker:
 
 
 def serve(conn: Connection) -> None:
-    """Entry point of the worker process."""
-    with contextlib.suppress(EOFError, KeyboardInterrupt):  # the app went away
+    """Entry point of the worker process. When the app goes away (its end of the connection
+    closes, e.g. after a kill -9), the worker ends quietly at its next read or write."""
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):
         _Worker(conn).serve()
 
 
 if __name__ == "__main__":
-    import sys
-
-    serve(Connection(int(sys.argv[1])))
+    serve(child_connection())

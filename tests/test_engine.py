@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import gguf
+import psutil
 import pytest
 from conftest import LONG_SCRIPT, REPLY, SCRIPT
 from gguf_factory import script_token_ids, write_scripted_model
@@ -368,3 +371,40 @@ def test_hostile_text_is_refused_or_kept_as_text(engine: Engine) -> None:
     reply = session.ask(odd)
     assert "".join(reply) == REPLY
     assert session.history[0]["content"] == odd.replace("\ud800", "\ufffd")
+
+
+@pytest.mark.timeout(120)
+def test_the_worker_ends_quietly_when_the_app_is_killed(long_model: Path, tmp_path: Path) -> None:
+    """kill -9 of the process that owns the engine, mid-reply: its worker (which shares its
+    stderr) notices the closed connection and exits without a traceback."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\n"
+        "from llm.config import SamplingParams\n"
+        "from llm.engine import Engine\n"
+        "from llm.prompts import FORMATS\n"
+        "engine = Engine(n_ctx=1024)\n"
+        f"engine.load({str(long_model)!r})\n"
+        "events = engine.generate([{'role': 'user', 'content': 'Go'}], FORMATS['zephyr'],\n"
+        "                         SamplingParams(max_tokens=1000, ignore_eos=True))\n"
+        "while next(events)['type'] != 'text':\n"
+        "    pass\n"
+        "print(engine.worker_pid, flush=True)\n"
+        "time.sleep(60)\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    owner = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_pid = int(owner.stdout.readline())
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait(timeout=10)
+    # stderr ends when its last writer, the worker, has exited.
+    errors = owner.stderr.read()
+    assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == "zombie"
+    assert "Traceback" not in errors and "Error" not in errors, errors

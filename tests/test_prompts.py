@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -169,3 +170,62 @@ def test_template_raising_exception_falls_back() -> None:
 def test_bad_messages_are_refused(messages: list, message: str) -> None:
     with pytest.raises(PromptError, match=message):
         validate_messages(messages)
+
+
+# Templates from model files are code from whoever made the file --------------------------------
+
+HOSTILE_TEMPLATES = {
+    # Jinja's sandbox caps one range at 100,000 items, not two nested ones.
+    "endless loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "longer than",
+    ),
+    "memory": ("{{ 'A' * 3000000000 }}", "memory"),
+    "output": ("{% for i in range(60) %}{{ 'A' * 50000 }}{% endfor %}", "longer than the conv"),
+}
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", sorted(HOSTILE_TEMPLATES))
+def test_a_hostile_gguf_template_is_stopped_at_its_limit_and_falls_back(kind: str) -> None:
+    """Time, memory and output are bounded; the prompt falls back to ChatML with the reason,
+    this process's memory does not grow, and the same template fails at once the next time."""
+    template, reason = HOSTILE_TEMPLATES[kind]
+    fmt = format_from_gguf(template, "<s>", "</s>")
+    messages = CONVERSATIONS["single"]
+    before = _rss()
+    started = time.monotonic()
+    rendered = render_prompt(fmt, messages, fallback=FORMATS["chatml"])
+    took = time.monotonic() - started
+    assert rendered.format.name == "chatml"
+    assert rendered.text == official_render("chatml", messages)
+    assert reason in rendered.warnings[0] and "using the chatml format" in rendered.warnings[0]
+    assert took < 5.0  # the limit is 2 s; the rest is the helper starting on a busy machine
+    assert _rss() - before < 50 * 1024 * 1024
+    started = time.monotonic()
+    again = render_prompt(fmt, messages, fallback=FORMATS["chatml"])
+    assert again.warnings == rendered.warnings and time.monotonic() - started < 0.5
+
+
+def test_a_gguf_template_renders_in_its_helper_exactly_as_in_process() -> None:
+    """A template from a file goes through the helper process, with the same result (and
+    the same text/content split) as rendering it here; a normal render is cheap."""
+    from llm.prompts import render_segments
+
+    template = OFFICIAL["zephyr"].replace("<|user|>", "<|usr|>")  # not a built-in any more
+    fmt = format_from_gguf(template, "<s>", "</s>")
+    assert fmt.untrusted and fmt.name == "gguf"
+    messages = [SYSTEM, *CONVERSATIONS["multi-turn"]]
+    render_prompt(fmt, messages)  # the helper starts
+    started = time.perf_counter()
+    rendered = render_prompt(fmt, messages)
+    took = time.perf_counter() - started
+    here = render_segments(template, "<s>", "</s>", messages)
+    assert [(s.text, s.is_content) for s in rendered.segments] == here
+    assert took < 0.05
