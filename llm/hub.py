@@ -35,6 +35,7 @@ import re
 import shutil
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -148,6 +149,11 @@ _QUANT_RE = re.compile(
 )
 _SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+MAX_QUERY_CHARS = 200
+# Unicode's explicit direction marks, embeddings, overrides and isolates.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def parse_quantization(file_name: str) -> str:
@@ -186,6 +192,13 @@ def safe_local_name(file_name: str) -> str:
         raise UnsafeFileNameError("no file name given")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in file_name) or "\\" in file_name:
         raise UnsafeFileNameError(f"{refusal}: the name contains a control character or '\\'")
+    if any(ch in _BIDI_CONTROLS for ch in file_name):
+        # U+202E and friends reorder the text around them: "x\u202egguf.exe" shows as
+        # "xexe.fugg", so a name could show as something it is not.
+        raise UnsafeFileNameError(
+            f"{refusal}: the name contains a Unicode direction control, which can make it "
+            "display as something else"
+        )
     if file_name.startswith("/") or re.match(r"^[A-Za-z]:", file_name):
         raise UnsafeFileNameError(f"{refusal}: absolute paths would escape the models folder")
     parts = file_name.split("/")
@@ -412,6 +425,10 @@ def search_models(
     settings = settings or HubSettings.from_env()
     if not 1 <= limit <= 1000:
         raise HubError(f"search limit {limit} is out of range (1 to 1000)")
+    if not isinstance(query, str) or len(query) > MAX_QUERY_CHARS:
+        raise HubError(f"a search can have at most {MAX_QUERY_CHARS} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in query):
+        raise HubError("a search cannot contain control characters")
     with _hub_call(settings):
         found = list(
             _api(settings).list_models(

@@ -95,6 +95,22 @@ def test_file_names_that_could_escape_are_refused(bad: str) -> None:
         safe_local_name(bad)
 
 
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2067", "\u200f", "\u061c"])
+def test_file_names_with_direction_controls_are_refused(control: str) -> None:
+    """ "model\u202efuggexe.gguf" would show as "model" + "fuggexe" reversed: a name that
+    displays as something it is not."""
+    with pytest.raises(UnsafeFileNameError, match="direction control"):
+        safe_local_name(f"model{control}exe.gguf")
+
+
+def test_a_search_must_be_short_text_without_control_characters(online: HubServer) -> None:
+    with pytest.raises(HubError, match="at most 200 characters"):
+        search_models("x" * 201)
+    with pytest.raises(HubError, match="control characters"):
+        search_models("tiny\x00llama")
+    assert [r.repo_id for r in search_models("medium")] == [MEDIUM_REPO]
+
+
 def test_a_file_in_a_repository_folder_gets_its_own_name() -> None:
     assert safe_local_name("Q4_K_M/model-Q4_K_M.gguf") == "model-Q4_K_M.gguf"
 
