@@ -17,7 +17,7 @@ from llm.errors import LocalChatError
 from llm.model_files import resolve_model
 from llm.preferences import Preferences
 from llm.storage import ChatStore
-from pages.access import check_listen_address, make_server
+from pages.access import allowed_host_names, check_listen_address, make_server
 
 EXIT_USAGE = 2
 
@@ -78,13 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pages.local_only import FAVICON, add_local_only_policy
     from pages.page_scripts import add_page_scripts
     from pages.taipy_state import install as speed_up_state
+    from pages.uploads import add_upload_guard
+    from pages.uploads import configure as configure_uploads
 
     context = AppContext(
         config=config, engine=engine, prefs=prefs, labels=labels(config.language), store=store
     )
     install(context)
     speed_up_state()  # state reads and writes without inspect.stack() (see pages/taipy_state.py)
-    server = make_server("LocalChat", access_token=config.access_token, title=config.title)
+    server = make_server(
+        "LocalChat",
+        access_token=config.access_token,
+        title=config.title,
+        allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),
+    )
+    upload_folder = configure_uploads(config.data_dir, config.max_upload_mb * 1024 * 1024)
+    add_upload_guard(server)  # size limit; only the uploading tab reads its file
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
     add_live_route(server)  # replies stream to the page beside Taipy's state
     add_local_only_policy(server)  # the pages load nothing from other sites
@@ -107,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_reloader=False,  # the reloader would run this file (and load the model) twice
             run_browser=sys.stdin.isatty() and sys.stdout.isatty(),
             watermark="",
+            upload_folder=str(upload_folder),
             favicon=FAVICON,
             server_config={
                 # Taipy lets any web site's scripts talk to the app (CORS "*"); allow only

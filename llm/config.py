@@ -85,6 +85,7 @@ def valid_backend_name(name: str) -> bool:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,10 @@ class Config:
     data_dir: Path = PROJECT_DIR / "data"
     # Required by the web app on any address but loopback (LOCALCHAT_ACCESS_TOKEN wins).
     access_token: str = ""
+    # Host names the app answers besides loopback, its own `host` and (listening on all
+    # interfaces) this machine's addresses: e.g. a name a reverse proxy forwards.
+    allowed_hosts: tuple[str, ...] = ()
+    max_upload_mb: int = 64  # largest file a page may upload (a chat export to import)
     default_model: str = ""
     chat_format: str = "auto"
     n_ctx: int = 4096
@@ -188,6 +193,16 @@ class Config:
             raise ConfigError(f"app.port = {self.port} is out of range (1 to 65535)")
         if self.access_token and len(self.access_token) < 12:
             raise ConfigError("app.access_token is too short: use at least 12 characters")
+        if not 1 <= self.max_upload_mb <= 4096:
+            raise ConfigError(
+                f"app.max_upload_mb = {self.max_upload_mb} is out of range (1 to 4096)"
+            )
+        for name in self.allowed_hosts:
+            if not _HOST_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"app.allowed_hosts: {name!r} is not a host name or address "
+                    '(no scheme, port or path: e.g. "chat.example.lan")'
+                )
         if self.language not in ("en", "ko"):
             raise ConfigError(f"app.language = {self.language!r} must be 'en' or 'ko'")
         if self.chat_format not in FORMAT_CHOICES:
@@ -218,6 +233,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "dark_mode": ("dark_mode", bool),
         "data_dir": ("data_dir", str),
         "access_token": ("access_token", str),
+        "allowed_hosts": ("allowed_hosts", list),
+        "max_upload_mb": ("max_upload_mb", int),
     },
     "models": {
         "dir": ("models_dir", str),
@@ -239,13 +256,15 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
     },
 }
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
 
 
 def _check_type(where: str, value: Any, expected: type | tuple[type, ...]) -> None:
     # bool is a subclass of int in Python; a TOML `true` is not a number.
     is_bool_as_number = isinstance(value, bool) and expected is not bool
-    if is_bool_as_number or not isinstance(value, expected):
+    # Lists in config.toml are lists of strings (host names).
+    bad_list = isinstance(value, list) and not all(isinstance(v, str) for v in value)
+    if is_bool_as_number or not isinstance(value, expected) or bad_list:
         name = "a number" if isinstance(expected, tuple) else _TYPE_NAMES[expected]
         raise ConfigError(f"{where} = {value!r} must be {name}")
 
@@ -301,7 +320,7 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
             if target.startswith("sampling."):
                 sampling[target.removeprefix("sampling.")] = value
             else:
-                top[target] = value
+                top[target] = tuple(value) if isinstance(value, list) else value
     for key in ("models_dir", "data_dir"):
         if key in top:
             top[key] = (base_dir / Path(top[key]).expanduser()).resolve()

@@ -86,6 +86,21 @@ class Reply:
         return self.text
 
 
+def checked_system_prompt(value: object) -> str:
+    """A system prompt given from outside (a page field, a file): text of at most
+    MAX_MESSAGE_CHARS characters (PromptError otherwise); None is no prompt."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PromptError("the system prompt must be text")
+    if len(value) > MAX_MESSAGE_CHARS:
+        raise PromptError(
+            f"the system prompt is too long: it has {len(value):,} characters, and it can "
+            f"have at most {MAX_MESSAGE_CHARS:,}"
+        )
+    return value
+
+
 class ChatSession:
     """One conversation: its system prompt, format, sampling settings and history."""
 

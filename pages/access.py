@@ -1,10 +1,19 @@
-"""Access control for the web server: loopback only, unless an access token guards it.
+"""Access control for the web server: who may reach the app, and from which web pages.
 
-LocalChat listens on 127.0.0.1 by default. Listening on any other address needs an access
-token (`LOCALCHAT_ACCESS_TOKEN` or `[app] access_token`); with one set, every request — pages,
-files and the Socket.IO connection alike — needs a cookie set by a small login form (or an
-`Authorization: Bearer <token>` header). The check wraps the whole WSGI app, outside the
-Socket.IO middleware, so nothing Taipy serves can be reached around it.
+Three checks wrap the whole WSGI app, outside the Socket.IO middleware, so nothing Taipy serves
+(pages, files, uploads, the websocket) can be reached around them, in this order:
+1. **Host**: only the names the app is meant to be reached by (loopback names, the configured
+   host, `[app] allowed_hosts`, and when listening on all interfaces this machine's own
+   addresses and name). Any other `Host` is a DNS-rebinding page: a foreign site whose name
+   was re-pointed at this machine, running in the user's browser. 400, on every route.
+2. **Origin**: a request that can change something (not GET/HEAD/OPTIONS) from a browser page
+   of another site is refused (403): its `Origin`, or without one its `Referer`, must be the
+   app's own. A request with neither is not a cross-site browser request (curl, a script)
+   and is judged by the token alone. Cross-site "simple" requests (a form posting a file to
+   the upload route) need no preflight, so this is their only guard.
+3. **Token**: LocalChat listens on 127.0.0.1 by default; any other address needs an access
+   token (`LOCALCHAT_ACCESS_TOKEN` or `[app] access_token`). With one set, every request needs
+   a cookie set by a small login form (or an `Authorization: Bearer <token>` header).
 """
 
 from __future__ import annotations
@@ -13,16 +22,20 @@ import hashlib
 import hmac
 import html
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import psutil
 from flask import Flask
 
 from llm.errors import ConfigError
 
 COOKIE = "localchat_access"
 LOGIN_PATH = "/localchat-login"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def is_loopback(host: str) -> bool:
@@ -33,6 +46,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything
+
+
+def _host_name(host: str) -> str:
+    """The host name of a `Host` header or an address: lower case, no port, no brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:5000
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:  # name:port (an IPv6 address without brackets has several)
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def allowed_host_names(listen_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The names a `Host` header may carry: loopback, the address the app listens on, the
+    configured extras and, when it listens on all interfaces (a LAN), this machine's own
+    addresses and names."""
+    names = {*LOOPBACK_NAMES, _host_name(listen_host), *(_host_name(h) for h in extra)}
+    if listen_host in ("0.0.0.0", "::", ""):
+        for addresses in psutil.net_if_addrs().values():
+            for address in addresses:
+                if address.family in (socket.AF_INET, socket.AF_INET6):
+                    names.add(_host_name(address.address.split("%", 1)[0]))
+        names.update(_host_name(n) for n in (socket.gethostname(), socket.getfqdn()) if n)
+    return frozenset(names)
 
 
 def check_listen_address(host: str, token: str) -> None:
@@ -60,13 +97,40 @@ padding:.6em 1.2em;border-radius:8px;font-weight:bold}}.error{{color:#ff8a75}}</
 <button type="submit" id="login">Enter</button></form></body></html>"""
 
 
+def _refuse(start_response: Callable, status: str, text: str) -> Iterable[bytes]:
+    body = (text + "\n").encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(status, headers)
+    return [body]
+
+
+def _same_origin(environ: dict[str, Any]) -> bool:
+    """Whether a state-changing request comes from one of the app's own pages (or from no
+    browser page at all)."""
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        referer = environ.get("HTTP_REFERER")
+        if referer is None:
+            return True  # not a cross-site browser request: the token decides
+        origin = referer
+    parts = urlsplit(origin)
+    host = environ.get("HTTP_HOST", "")
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
 class GuardedFlask(Flask):
-    """A Flask app whose every request (Socket.IO included) passes the access check."""
+    """A Flask app whose every request (Socket.IO included) passes the host, origin and token
+    checks."""
 
     access_token: str = ""
     title: str = "LocalChat"
+    allowed_hosts: frozenset[str] = frozenset(LOOPBACK_NAMES)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if _host_name(environ.get("HTTP_HOST", "")) not in self.allowed_hosts:
+            return _refuse(start_response, "400 Bad Request", "unknown host name")
+        if environ.get("REQUEST_METHOD", "GET") not in SAFE_METHODS and not _same_origin(environ):
+            return _refuse(start_response, "403 Forbidden", "refused: a page of another site")
         if not self.access_token or self._allowed(environ):
             return super().__call__(environ, start_response)
         if environ.get("PATH_INFO") == LOGIN_PATH and environ.get("REQUEST_METHOD") == "POST":
@@ -108,10 +172,13 @@ class GuardedFlask(Flask):
         return [page]
 
 
-def make_server(name: str, *, access_token: str, title: str) -> Flask:
-    """The Flask app Taipy runs on, guarded when a token is set."""
+def make_server(
+    name: str, *, access_token: str, title: str, allowed_hosts: Iterable[str] = LOOPBACK_NAMES
+) -> Flask:
+    """The Flask app Taipy runs on: host and origin checks always, the token when one is set."""
     # No static folder: Flask would serve `static/` under wherever the app was started from.
     server = GuardedFlask(name, static_folder=None)
     server.access_token = access_token
     server.title = title
+    server.allowed_hosts = frozenset(allowed_hosts)
     return server

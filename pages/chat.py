@@ -28,7 +28,7 @@ import itertools
 import re
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import taipy.gui.builder as tgb
@@ -38,12 +38,15 @@ from llm.chat_log import ChatLog, SavedReply, session_for_chat
 from llm.config import LOCAL_BACKEND
 from llm.errors import LocalChatError
 from llm.model_files import resolve_model
+from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat, StoredMessage
 
 from . import hub_panel
 from .context import app, load_in_background
 from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
 from .live import LiveText, open_live
+from .per_tab import PerTab
+from .uploads import UploadError, take_upload
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
@@ -65,10 +68,6 @@ top_p = 0.95
 top_k = 40
 repeat_penalty = 1.1
 max_tokens = 512
-session: Any = None  # this tab's ChatSession
-chat_log: Any = None  # this tab's ChatLog (None until the chat is stored)
-cancel: Any = None  # threading.Event of the running reply
-run_id = 0  # bumped when the tab leaves a chat, so updates from an abandoned reply are dropped
 # The stored chats.
 chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently active first
 selected_chat = ""  # the open chat's id ("" before its first message)
@@ -80,10 +79,35 @@ offer_label = ""  # the button that loads it ("" when it is not in the models fo
 model_loading = False
 confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
-import_path = ""  # the uploaded JSON export (a server-side temporary file)
+import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
+
+
+@dataclass
+class _Tab:
+    """What the server keeps for one tab (see pages/per_tab.py): the objects a reply runs on
+    and the facts that guard them, which page variables only show."""
+
+    session: ChatSession
+    chat_log: ChatLog | None = None  # None until the chat is stored
+    cancel: threading.Event | None = None  # of the running reply (None: no reply runs)
+    run_id: int = 0  # bumped when the tab leaves a chat: an abandoned reply's updates drop
+    rows: list[list[str]] = field(default_factory=list)  # the chat control's rows
+
+    @property
+    def busy(self) -> bool:
+        return self.cancel is not None
+
+
+_tab = PerTab(lambda: _Tab(app().new_session()))
+
+
+def _show_rows(state: State, rows: list[list[str]]) -> None:
+    tab = _tab(state)
+    tab.rows = rows
+    state.messages = list(rows)  # a new list: Taipy shares a page variable's initial value
 
 
 def _new_row(content: str, sender: str) -> list[str]:
@@ -93,9 +117,7 @@ def _new_row(content: str, sender: str) -> list[str]:
 def init_state(state: State) -> None:
     """Give a new tab its own (not yet stored) conversation and the configured settings."""
     ctx = app()
-    state.session = ctx.new_session()
-    state.chat_log = None
-    state.cancel = None
+    _tab.reset(state)
     state.messages = []
     state.live_text = ""
     state.live_key = ""
@@ -136,9 +158,10 @@ def refresh_model(state: State) -> None:
 def _tab_engine(state: State) -> Any:
     """The engine this tab's replies come from: a chat not stored yet goes where new chats go
     (the models page chooses); a stored one continues on its own backend."""
-    if state.chat_log is None:
-        state.session.engine = app().active_engine()
-    return state.session.engine
+    tab = _tab(state)
+    if tab.chat_log is None:
+        tab.session.engine = app().active_engine()
+    return tab.session.engine
 
 
 def _show_model(state: State) -> None:
@@ -180,7 +203,7 @@ def _offer_chat_model(state: State) -> None:
     wanted = str(state.chat_model or "")
     backend = str(state.chat_backend or LOCAL_BACKEND)
     loaded = ctx.engine.loaded
-    remote_here = backend != LOCAL_BACKEND and state.session.engine.backend_name == backend
+    remote_here = backend != LOCAL_BACKEND and _tab(state).session.engine.backend_name == backend
     if not wanted or remote_here or (loaded is not None and loaded.info.file_name == wanted):
         state.offer_line = state.offer_label = ""
         return
@@ -216,15 +239,24 @@ def _sampling_overrides(state: State) -> dict[str, Any]:
     return values
 
 
+def _typed_text(payload: Any, bound: Any) -> str:
+    """The text an Enter handed over (the input's own change may not have arrived yet), else
+    the bound value; a value that is not text (a client can send anything) counts as empty."""
+    args = payload.get("args") if isinstance(payload, dict) else None
+    given = args[2] if isinstance(args, list) and len(args) > 2 else None
+    value = bound if given is None else given
+    return value if isinstance(value, str) else ""
+
+
 def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """Enter in the message input: store the message and stream the reply (an empty message
     does nothing)."""
-    args = payload.get("args") or []
-    text = str(args[2] if len(args) > 2 and args[2] is not None else state.draft or "")
-    if not text.strip() or state.busy:
+    text = _typed_text(payload, state.draft)
+    tab = _tab(state)
+    if not text.strip() or tab.busy:
         return
     ctx = app()
-    session = state.session
+    session = tab.session
     engine = _tab_engine(state)
     if engine.loaded is None and engine is not ctx.engine:
         try:
@@ -238,18 +270,18 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         return
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
-    gui, state_id, run = state.get_gui(), get_state_id(state), state.run_id
+    gui, state_id, run = state.get_gui(), get_state_id(state), tab.run_id
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
         ready.wait(READY_WAIT_S)
         invoke_callback(gui, state_id, _show_queue, [run, position])
 
-    log = state.chat_log
+    log = tab.chat_log
     try:
         # The page's settings become the chat's (checked here: bad ones store nothing).
         session.params = session.params.replace(**_sampling_overrides(state))
         session.messages_for(text)  # a message the model cannot take stores nothing either
-        session.system_prompt = str(state.system_prompt or "")
+        session.system_prompt = checked_system_prompt(state.system_prompt)
         if engine is ctx.engine:  # a server applies its own template
             session.chat_format = ctx.format_choice(loaded.info.file_name)
         if log is None:
@@ -269,9 +301,10 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         daemon=True,
     )
     worker.start()
+    tab.cancel = stop_event
     try:
-        if state.chat_log is None:
-            state.chat_log = log
+        if tab.chat_log is None:
+            tab.chat_log = log
             state.selected_chat = str(log.chat_id)
             state.chat_title = ctx.store.get_chat(log.chat_id).title
         # Assigning sends even an unchanged value to the page: only what changed.
@@ -286,7 +319,6 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         state.live_question = text
         state.live_text = "…"
         state.live_key = live_key
-        state.cancel = stop_event
         state.busy = True
     finally:
         ready.set()
@@ -323,12 +355,12 @@ def _stream(
 
 
 def _resend_rows(state: State) -> None:
-    state.messages = list(state.messages)  # a lost change notice is made good
+    state.messages = list(_tab(state).rows)  # a lost change notice is made good
 
 
 def _show_queue(state: State, run: int, position: int) -> None:
     # Sent from the reply thread before any text, so it never hides a reply being written.
-    if state.run_id == run:
+    if _tab(state).run_id == run:
         state.live_text = app().labels["queued"].format(n=position)
 
 
@@ -339,8 +371,10 @@ def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> 
 
 
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
-    if state.run_id != run:
+    tab = _tab(state)
+    if tab.run_id != run:
         return
+    tab.cancel = None
     if reply.refused:
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
         return
@@ -359,16 +393,18 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
     body = reply.text if reply.text.strip() else t["empty_reply"]
     footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
-    state.messages = [
-        *state.messages,
-        _new_row(question, t["you"]),
-        _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
-    ]
+    _show_rows(
+        state,
+        [
+            *tab.rows,
+            _new_row(question, t["you"]),
+            _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
+        ],
+    )
     state.live_question = ""
     state.live_text = ""
     state.live_key = ""
     state.busy = False
-    state.cancel = None
     refresh_chats(state)  # this chat is now the most recently active
     if error:
         notify(state, "error", error)
@@ -382,9 +418,8 @@ def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -
     state.live_text = ""
     state.live_key = ""
     state.busy = False
-    state.cancel = None
     if chat_deleted:  # the chat had been made for this message: back to a new, unsaved one
-        state.chat_log = None
+        _tab(state).chat_log = None
         _show_chat_facts(state, None)
     refresh_chats(state)
     notify(state, "error", error)
@@ -417,28 +452,36 @@ def _stored_row(message: StoredMessage) -> list[str]:
 
 def stop(state: State) -> None:
     """Stop button: end the reply now (or leave the queue); what was written stays."""
-    if state.cancel is not None:
-        state.cancel.set()
+    cancel = _tab(state).cancel
+    if cancel is not None:
+        cancel.set()
 
 
 def _leave_chat(state: State) -> None:
     """Stop this tab's running reply (it is still saved, as stopped) and drop its updates."""
-    if state.cancel is not None:
-        state.cancel.set()
-    state.run_id += 1
+    tab = _tab(state)
+    if tab.cancel is not None:
+        tab.cancel.set()
+    tab.cancel = None
+    tab.run_id += 1
     state.live_question = ""
     state.live_text = ""
     state.live_key = ""
     state.busy = False
-    state.cancel = None
 
 
 def new_chat(state: State) -> None:
     """New chat button: an empty conversation, stored when its first message is sent."""
     _leave_chat(state)
-    state.session = app().new_session(str(state.system_prompt or ""))
-    state.chat_log = None
-    state.messages = []
+    tab = _tab(state)
+    try:
+        tab.session = app().new_session(checked_system_prompt(state.system_prompt))
+    except LocalChatError as exc:  # a system prompt too long to keep
+        notify(state, "error", str(exc))
+        tab.session = app().new_session()
+        state.system_prompt = tab.session.system_prompt
+    tab.chat_log = None
+    _show_rows(state, [])
     _show_chat_facts(state, None)
     refresh_model(state)
 
@@ -449,9 +492,10 @@ def _open(state: State, chat_id: int) -> None:
     engine = ctx.engine_for_chat(chat.backend, chat.model)
     session = session_for_chat(engine, chat, config=ctx.config)
     _leave_chat(state)
-    state.session = session
-    state.chat_log = ChatLog(ctx.store, chat.id, session)
-    state.messages = [_stored_row(m) for m in chat.messages]
+    tab = _tab(state)
+    tab.session = session
+    tab.chat_log = ChatLog(ctx.store, chat.id, session)
+    _show_rows(state, [_stored_row(m) for m in chat.messages])
     _show_settings(state, chat.system_prompt, session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
@@ -463,7 +507,8 @@ def open_selected(state: State, var_name: str, value: Any) -> None:
         chat_id = int(value)
     except (TypeError, ValueError):
         return
-    if state.chat_log is not None and state.chat_log.chat_id == chat_id:
+    log = _tab(state).chat_log
+    if log is not None and log.chat_id == chat_id:
         return
     try:
         _open(state, chat_id)
@@ -475,18 +520,18 @@ def open_selected(state: State, var_name: str, value: Any) -> None:
 def rename(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
     """Rename button (or Enter in the title): give the open chat the typed title."""
     ctx = app()
-    if state.chat_log is None:
+    log = _tab(state).chat_log
+    if log is None:
         notify(state, "warning", ctx.labels["nothing_to_export"])
         return
     # Enter hands over the input's text (its own change may not have arrived yet).
-    args = (payload or {}).get("args") or []
-    title = str(args[2] if len(args) > 2 and args[2] is not None else state.chat_title or "")
+    title = _typed_text(payload, state.chat_title)
     try:
-        ctx.store.rename_chat(state.chat_log.chat_id, title)
+        ctx.store.rename_chat(log.chat_id, title)
+        title = ctx.store.get_chat(log.chat_id).title
     except LocalChatError as exc:
         notify(state, "error", str(exc))
         return
-    title = ctx.store.get_chat(state.chat_log.chat_id).title
     state.chat_title = title
     notify(state, "success", ctx.labels["renamed"].format(title=title))
     refresh_chats(state)
@@ -494,7 +539,7 @@ def rename(state: State, var_name: str = "", payload: dict[str, Any] | None = No
 
 def ask_delete(state: State) -> None:
     """Delete button: ask first."""
-    if state.chat_log is None:
+    if _tab(state).chat_log is None:
         notify(state, "warning", app().labels["nothing_to_export"])
         return
     state.delete_question = app().labels["delete_question"].format(title=state.chat_title)
@@ -504,37 +549,41 @@ def ask_delete(state: State) -> None:
 def delete_answer(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """The confirmation dialog: button 0 deletes; the other button or closing keeps."""
     state.confirm_delete = False
-    args = payload.get("args") or [-1]
-    if args[0] != 0 or state.chat_log is None:
+    args = payload.get("args") if isinstance(payload, dict) else None
+    log = _tab(state).chat_log
+    if not isinstance(args, list) or not args or args[0] != 0 or log is None:
         return
     ctx = app()
-    title = state.chat_title
+    title = _typed_text(None, state.chat_title)  # as the question named it
     _leave_chat(state)
     with contextlib.suppress(LocalChatError):  # already deleted in another tab: same result
-        ctx.store.delete_chat(state.chat_log.chat_id)
+        ctx.store.delete_chat(log.chat_id)
     new_chat(state)
     notify(state, "success", ctx.labels["deleted"].format(title=title))
 
 
-def _file_name(state: State, suffix: str) -> str:
-    words = re.sub(r"[^\w-]+", "-", str(state.chat_title or ""), flags=re.UNICODE).strip("-")
-    return f"chat-{state.chat_log.chat_id}{'-' + words[:50] if words else ''}.{suffix}"
+def _file_name(chat_id: int, title: str, suffix: str) -> str:
+    words = re.sub(r"[^\w-]+", "-", title, flags=re.UNICODE).strip("-")
+    return f"chat-{chat_id}{'-' + words[:50] if words else ''}.{suffix}"
 
 
 def _export(state: State, suffix: str) -> None:
     ctx = app()
-    if state.chat_log is None:
+    log = _tab(state).chat_log
+    if log is None:
         notify(state, "warning", ctx.labels["nothing_to_export"])
         return
-    chat_id = state.chat_log.chat_id
     try:
+        title = ctx.store.get_chat(log.chat_id).title
         text = (
-            ctx.store.export_markdown(chat_id) if suffix == "md" else ctx.store.export_json(chat_id)
+            ctx.store.export_markdown(log.chat_id)
+            if suffix == "md"
+            else ctx.store.export_json(log.chat_id)
         )
     except LocalChatError as exc:
         notify(state, "error", str(exc))
         return
-    download(state, content=text.encode("utf-8"), name=_file_name(state, suffix))
+    download(state, content=text.encode("utf-8"), name=_file_name(log.chat_id, title, suffix))
 
 
 def export_markdown(state: State) -> None:
@@ -548,22 +597,21 @@ def export_json(state: State) -> None:
 
 
 def import_chat(state: State) -> None:
-    """A JSON export was uploaded: store it as a new chat and open it."""
+    """A JSON export was uploaded: store it as a new chat and open it.
+
+    The path comes from a page variable, which any client can set: only a file this tab's
+    own upload wrote into the app's uploads folder is read (and then deleted)."""
     ctx = app()
-    path = Path(str(state.import_path or ""))
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        notify(state, "error", f"{path.name}: {exc.strerror}")
+        name, data = take_upload(get_state_id(state) or "", state.import_path)
+    except UploadError as exc:
+        notify(state, "error", str(exc))
         return
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()  # the upload's temporary copy
     try:
         chat_id = ctx.store.import_json(data)
         _open(state, chat_id)
     except LocalChatError as exc:  # not a valid export: nothing was stored
-        notify(state, "error", f"{path.name}: {exc}")
+        notify(state, "error", f"{name}: {exc}")
         return
     refresh_chats(state)
     notify(state, "success", ctx.labels["imported"].format(title=state.chat_title))
@@ -714,6 +762,7 @@ def _chat_list(t: Any) -> None:
             label=t["import_json"],
             extensions=".json",
             on_action=import_chat,
+            notify=False,  # the import says how it went ("Uploaded" would precede a refusal)
             id="import_json",
             drop_message=t["import_json"],
         )

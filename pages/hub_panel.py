@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from llm.hub import (
 )
 
 from .context import app
+from .per_tab import PerTab
 
 PAGE = "pages.models"  # the module whose variables this panel binds
 SLOTS = 4  # downloads shown at once (unfinished first, then the latest finished)
@@ -56,6 +58,21 @@ _owners: dict[str, str] = {}  # job id -> state id of the tab that queued it
 _last_push = 0.0
 _last_states: dict[str, str] = {}
 _catalog: Catalog | None = None
+
+
+@dataclass
+class _Rows:
+    """What the rows of this tab's tables stand for, kept by the server (a click sends only a
+    row's index): [repo id, file name, size] per catalog and file row, the repository of each
+    search result, the download job of each slot."""
+
+    catalog: list[list[Any]] = field(default_factory=list)
+    files: list[list[Any]] = field(default_factory=list)
+    repos: list[str] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)
+
+
+_rows = PerTab(_Rows)
 
 
 def catalog() -> Catalog:
@@ -108,12 +125,12 @@ def init_state(state: State) -> None:
     download_queue(state.get_gui())
     page = _page(state)
     page.machine_line = _machine_line()
-    page.catalog_table, page.catalog_keys = _catalog_table()
+    page.catalog_table, _rows(state).catalog = _catalog_table()
     # Tables take their columns from their first value: give them the right ones, empty.
     t = app().labels
     page.hub_results = pd.DataFrame(columns=[t[k] for k in _RESULT_COLUMNS])
     page.hub_files = pd.DataFrame(columns=[t[k] for k in _FILE_COLUMNS])
-    _apply_downloads(page, _downloads_view())
+    _apply_downloads(state, _downloads_view())
 
 
 def _machine_line() -> str:
@@ -182,16 +199,16 @@ _FILE_COLUMNS = ("col_file", "col_quant", "col_size", "col_ram", "col_fit")
 def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
     """Search button (or Enter): GGUF repositories, or the files of an `owner/name` typed in."""
     page = _page(state)
-    args = (payload or {}).get("args") or []
+    args = payload.get("args") if isinstance(payload, dict) else None
     # Enter in the box carries the text itself (the bound value may lag by the change delay).
-    typed = args[2] if len(args) > 2 and isinstance(args[2], str) else page.hub_query
-    query = str(typed or "").strip()
+    typed = args[2] if isinstance(args, list) and len(args) > 2 else page.hub_query
+    query = typed.strip() if isinstance(typed, str) else ""
     page.hub_query = query
     page.hub_error = ""
     page.confirm_big = False
     try:
         if "/" in query:  # a repository id: go straight to its files
-            _show_files(page, query)
+            _show_files(state, query)
             return
         found = search_models(query, limit=SEARCH_LIMIT)
     except LocalChatError as exc:
@@ -210,7 +227,7 @@ def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None 
         ],
         columns=[t[k] for k in _RESULT_COLUMNS],
     )
-    page.hub_repo_ids = [r.repo_id for r in found]
+    _rows(state).repos = [r.repo_id for r in found]
     page.has_results = True
     page.results_line = t["results_line"].format(n=len(found), query=query or "*")
 
@@ -218,18 +235,19 @@ def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None 
 def hub_pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a search result: list that repository's GGUF files."""
     page = _page(state)
-    index = payload.get("index")
-    ids = list(page.hub_repo_ids)
+    index = payload.get("index") if isinstance(payload, dict) else None
+    ids = _rows(state).repos
     if not isinstance(index, int) or not 0 <= index < len(ids):
         return
     page.hub_error = ""
     try:
-        _show_files(page, ids[index])
+        _show_files(state, ids[index])
     except LocalChatError as exc:
         _fail(state, str(exc))
 
 
-def _show_files(page: _page, repo_id: str) -> None:
+def _show_files(state: State, repo_id: str) -> None:
+    page = _page(state)
     t = app().labels
     listing = list_gguf_files(repo_id)
     folder = Path(app().config.models_dir)
@@ -248,7 +266,7 @@ def _show_files(page: _page, repo_id: str) -> None:
         )
         keys.append([model.repo_id, model.file_name, model.size_bytes])
     page.hub_files = pd.DataFrame(rows, columns=[t[k] for k in _FILE_COLUMNS])
-    page.hub_file_keys = keys
+    _rows(state).files = keys
     page.has_files = True
     gated = f" · {t['gated']}" if listing.gated else ""
     page.files_line = t["files_line"].format(repo=listing.repo_id, n=len(keys)) + gated
@@ -259,8 +277,9 @@ def _show_files(page: _page, repo_id: str) -> None:
 def hub_pick_file(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a file (or catalog) row: select it for Download."""
     page = _page(state)
-    index = payload.get("index")
-    keys = list(page.catalog_keys if var_name == "catalog_table" else page.hub_file_keys)
+    index = payload.get("index") if isinstance(payload, dict) else None
+    rows = _rows(state)
+    keys = rows.catalog if var_name == "catalog_table" else rows.files
     if isinstance(index, int) and 0 <= index < len(keys):
         _select(page, *keys[index])
 
@@ -322,17 +341,16 @@ def _queue_download(state: State, repo_id: str, file_name: str) -> None:
         return
     with _lock:
         _owners[job_id] = get_state_id(state) or ""
-    _apply_downloads(_page(state), _downloads_view())
+    _apply_downloads(state, _downloads_view())
     name = file_name.rsplit("/", 1)[-1]
     notify(state, "info", app().labels["download_queued"].format(file=name))
 
 
 def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
     """A slot's Cancel button (`dl_cancel_<slot>`): stop that download, delete its part."""
-    page = _page(state)
     try:
         slot = int(str(button_id).rsplit("_", 1)[-1])
-        job_id = list(page.dl_ids)[slot]
+        job_id = _rows(state).downloads[slot]
     except (ValueError, IndexError):
         return
     if job_id:
@@ -391,8 +409,9 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _apply_downloads(page: _page, view: dict[str, list[Any]]) -> None:
-    page.dl_ids = view["ids"]
+def _apply_downloads(state: State, view: dict[str, list[Any]]) -> None:
+    page = _page(state)
+    _rows(state).downloads = view["ids"]
     page.dl_title = view["title"]
     page.dl_pct = view["pct"]
     page.dl_line = view["line"]
@@ -423,14 +442,15 @@ def _on_progress(progress: DownloadProgress) -> None:
 
 def _show_downloads(state: State, view: dict[str, list[Any]], finished: bool) -> None:
     page = _page(state)
-    _apply_downloads(page, view)
+    _apply_downloads(state, view)
     if finished:  # a new model (or none): every tab rescans the folder
         from . import models
 
         models.refresh_everywhere(state)
-        if page.has_files and page.hub_file_keys:
+        files = _rows(state).files
+        if page.has_files and files:
             with contextlib.suppress(LocalChatError):
-                _show_files(page, page.hub_file_keys[0][0])  # "in the folder" marks
+                _show_files(state, files[0][0])  # "in the folder" marks
         page.machine_line = _machine_line()
 
 

@@ -41,6 +41,7 @@ from .hub_panel import (  # noqa: F401
     hub_pick_repo,
     hub_search,
 )
+from .per_tab import PerTab
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 backend_choice = LOCAL_BACKEND  # the backend whose models this tab shows
@@ -67,14 +68,11 @@ prompt_preview = ""
 # The "Get models" panel's variables (its callbacks are in pages/hub_panel.py).
 machine_line = ""
 catalog_table: Any = pd.DataFrame()
-catalog_keys: list[list[Any]] = []  # per catalog row: [repo id, file name, size]
 hub_query = ""
 hub_results: Any = pd.DataFrame()
-hub_repo_ids: list[str] = []
 has_results = False
 results_line = ""
 hub_files: Any = pd.DataFrame()
-hub_file_keys: list[list[Any]] = []  # per file row: [repo id, file name, size]
 has_files = False
 files_line = ""
 chosen_repo = ""
@@ -84,13 +82,13 @@ chosen_line = ""
 confirm_big = False
 hub_error = ""
 dl_count = 0  # download slots in use (see hub_panel.SLOTS)
-dl_ids: list[str] = [""] * hub_panel.SLOTS
 dl_title: list[str] = [""] * hub_panel.SLOTS
 dl_pct: list[float] = [0.0] * hub_panel.SLOTS
 dl_line: list[str] = [""] * hub_panel.SLOTS
 dl_open: list[bool] = [False] * hub_panel.SLOTS
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
+_table_names = PerTab(list)  # the file name of each row of this tab's table (a click: an index)
 
 
 def init_state(state: State) -> None:
@@ -120,7 +118,9 @@ def refresh(state: State) -> None:
     loaded_path = loaded.info.path if loaded else None
     state.folder_line = t["models_folder"].format(folder=ctx.config.models_dir)
     state.model_table = _table(entries, loaded_path)
-    state.model_names = [e.file_name for e in entries]
+    names = [e.file_name for e in entries]
+    _table_names(state)[:] = names
+    state.model_names = names
     state.has_models = bool(entries)
     if state.selected_model not in state.model_names:
         state.selected_model = (
@@ -206,8 +206,19 @@ def _show_format(state: State, entries: list[ModelEntry] | None = None) -> None:
         detected=t["format_gguf"] if detected == "gguf" else detected
     )
     state.format_lov = [("auto", auto_label), *((f, f) for f in FORMAT_CHOICES if f != "auto")]
-    state.format_choice = ctx.format_choice(name)
+    choice = ctx.format_choice(name)
+    state.format_choice = choice
     state.format_title = t["format_for"].format(model=name)
+    # A model's own template is code from its file and may take up to the sandbox's time
+    # limit: rendered in a thread, never on the way to showing the page.
+    state.prompt_preview = t["preview_rendering"]
+    in_background(state, f"{name}\n{choice}", lambda: _preview(choice, info), _preview_done)
+
+
+def _preview(choice: str, info: Any) -> str:
+    """The exact prompt `choice` gives for a short sample conversation (with any warning)."""
+    ctx = app()
+    t = ctx.labels
     sample = [
         {"role": "system", "content": ctx.config.system_prompt},
         {"role": "user", "content": t["sample_question"]},
@@ -217,13 +228,17 @@ def _show_format(state: State, entries: list[ModelEntry] | None = None) -> None:
     if not ctx.config.system_prompt:
         sample = sample[1:]
     try:
-        fmt = choose_format(state.format_choice, info)
+        fmt = choose_format(choice, info)
         fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
         rendered = render_prompt(fmt, sample, fallback=fallback)
-        notes = "".join(f"\n# {w}" for w in rendered.warnings)
-        state.prompt_preview = rendered.text + notes
     except LocalChatError as exc:
-        state.prompt_preview = str(exc)
+        return str(exc)
+    return rendered.text + "".join(f"\n# {w}" for w in rendered.warnings)
+
+
+def _preview_done(state: State, key: str, error: str, text: Any) -> None:
+    if key == f"{state.selected_model}\n{state.format_choice}":  # still the one shown
+        state.prompt_preview = error or str(text)
 
 
 def select_model(state: State, *_: Any) -> None:
@@ -233,9 +248,10 @@ def select_model(state: State, *_: Any) -> None:
 
 def pick_row(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a table row selects that model."""
-    index = payload.get("index")
-    if isinstance(index, int) and 0 <= index < len(state.model_names):
-        state.selected_model = state.model_names[index]
+    index = payload.get("index") if isinstance(payload, dict) else None
+    names = _table_names(state)
+    if isinstance(index, int) and 0 <= index < len(names):
+        state.selected_model = names[index]
         _show_format(state)
 
 
@@ -247,6 +263,8 @@ def change_format(state: State, *_: Any) -> None:
     """Remember the chosen format for the selected model; chats use it from the next reply."""
     ctx = app()
     try:
+        # Only a model in the folder has a choice to remember (the name comes from the page).
+        resolve_model(str(state.selected_model or ""), ctx.config.models_dir, allow_paths=False)
         ctx.prefs.set_chat_format(state.selected_model, state.format_choice)
     except LocalChatError as exc:
         notify(state, "error", str(exc))

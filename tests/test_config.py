@@ -29,6 +29,10 @@ def test_project_config_loads_with_expected_defaults() -> None:
         ('[app]\nlanguage = "fr"\n', "must be 'en' or 'ko'"),
         ('[models]\nformat = "alpaca"\n', "must be one of auto"),
         ("[app\nport = 1\n", "not valid TOML"),
+        ("[app]\nmax_upload_mb = 0\n", r"app.max_upload_mb = 0 is out of range \(1 to 4096\)"),
+        ('[app]\nallowed_hosts = "lan"\n', "must be a list of strings"),
+        ("[app]\nallowed_hosts = [1]\n", "must be a list of strings"),
+        ('[app]\nallowed_hosts = ["http://chat.lan:80"]\n', "is not a host name or address"),
     ],
 )
 def test_bad_config_is_refused_with_the_key_named(tmp_path: Path, text: str, message: str) -> None:
@@ -56,3 +60,10 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("LOCALCHAT_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="config file not found"):
         load_config()
+
+
+def test_allowed_hosts_and_upload_limit(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[app]\nallowed_hosts = ["chat.lan", "192.168.1.20"]\nmax_upload_mb = 8\n')
+    config = load_config(path)
+    assert config.allowed_hosts == ("chat.lan", "192.168.1.20") and config.max_upload_mb == 8
