@@ -29,6 +29,7 @@ from taipy.gui import Gui, State, get_state_id, invoke_callback, navigate, notif
 from llm.catalog import Catalog, load_catalog
 from llm.errors import LocalChatError
 from llm.gguf_file import human_size
+from llm.model_files import model_paths
 from llm.hub import (
     DownloadProgress,
     DownloadQueue,
@@ -84,9 +85,8 @@ def close_queue() -> None:
 
 
 def models_folder_empty() -> bool:
-    """True when the models folder has no `.gguf` file (the chat page's offer shows then)."""
-    folder = Path(app().config.models_dir)
-    return not (folder.is_dir() and any(folder.glob("*.gguf")))
+    """True when the models folder has no model (the chat page's offer shows then)."""
+    return next(model_paths(app().config.models_dir), None) is None
 
 
 class _page:  # lower case: used like a function, _page(state).var
