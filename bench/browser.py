@@ -149,8 +149,11 @@ class App:
             env["LOCALCHAT_BENCH_PROBE"] = str(probe_dir)
             env["LOCALCHAT_BENCH_IGNORE_EOS"] = "1"
         model_path = Path(settings.model_path)
+        # Without a model: an empty folder (main.py would load a folder's only model).
+        models_dir = model_path.parent if model else folder / "no-models"
+        models_dir.mkdir(exist_ok=True)
         command = [sys.executable, str(ROOT / "main.py"), "--port", str(self.port)]
-        command += ["--models-dir", str(model_path.parent)]
+        command += ["--models-dir", str(models_dir)]
         if model:
             command += ["--model", model_path.name]
         self.log_path = folder / "app.log"
