@@ -24,7 +24,7 @@ from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
 from .model_files import (
     choose_format,
-    model_to_use,
+    pick_model,
     read_model_file,
     resolve_model,
     scan_models,
@@ -226,9 +226,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     if remote is not None:
         with _store(config) as store:
             return _stream(ChatLog.start(store, remote), args.prompt, {})
-    model = model_to_use(args.model, config.default_model, config.models_dir)
-    if not model:
-        raise ConfigError(_which_model(config))
+    model = pick_model(args.model, config.default_model, config.models_dir)
     # A bad model name is refused before the database is touched.
     read_model_file(resolve_model(model, config.models_dir))
     with _store(config) as store:
@@ -240,20 +238,6 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
             **overrides,
         )
         return _stream(ChatLog.start(store, session), args.prompt, {})
-
-
-def _which_model(config: Config) -> str:
-    """Why `ask` cannot pick a model by itself, and what to do."""
-    names = [entry.file_name for entry in scan_models(config.models_dir) if entry.info]
-    if not names:
-        return (
-            f"no model in {config.models_dir}: python -m llm starter gets a small one "
-            f"({human_size(SMOLLM2.size_bytes)}), or put a .gguf file there"
-        )
-    return (
-        f"ask needs --model: {config.models_dir} has {len(names)} models ({', '.join(names)}); "
-        f"or set [models] default in config.toml"
-    )
 
 
 def cmd_starter(args: argparse.Namespace, config: Config) -> int:

@@ -148,9 +148,26 @@ def only_model(models_dir: str | Path) -> str | None:
 
 
 def model_to_use(named: str | None, configured: str, models_dir: str | Path) -> str | None:
-    """Which model a command loads: the one named, else the configured default, else the
-    folder's only usable model; None when that leaves no choice."""
+    """Which model to load: the one named, else the configured default, else the folder's
+    only usable model; None when that leaves no choice (the web app then starts without)."""
     return named or configured or only_model(models_dir)
+
+
+def pick_model(named: str | None, configured: str, models_dir: str | Path) -> str:
+    """`model_to_use`, for callers that need a model: ModelNotFoundError says what to do."""
+    model = model_to_use(named, configured, models_dir)
+    if model:
+        return model
+    names = [entry.file_name for entry in scan_models(models_dir) if entry.info is not None]
+    if not names:
+        raise ModelNotFoundError(
+            f"no model in {models_dir}: python -m llm starter gets a small one, "
+            f"or put a .gguf file there"
+        )
+    raise ModelNotFoundError(
+        f"which model? {models_dir} has {len(names)} models ({', '.join(names)}): "
+        f"name one, or set [models] default in config.toml"
+    )
 
 
 def detect_format(info: ModelFile) -> str:

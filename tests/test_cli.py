@@ -212,8 +212,8 @@ def test_ask_without_a_model_uses_the_default_or_the_only_one(
     result = _ask(two, project_env)
     assert result.returncode == 2
     assert result.stderr == (
-        f"error: ask needs --model: {two} has 2 models (first-scripted.gguf, "
-        f"second-scripted.gguf); or set [models] default in config.toml\n"
+        f"error: which model? {two} has 2 models (first-scripted.gguf, second-scripted.gguf): "
+        f"name one, or set [models] default in config.toml\n"
     )
     config = tmp_path / "config.toml"
     config.write_text('[models]\ndefault = "second-scripted.gguf"\n')
