@@ -37,6 +37,7 @@ from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navig
 from llm.chat_log import ChatLog, SavedReply, session_for_chat
 from llm.config import LOCAL_BACKEND
 from llm.errors import LocalChatError
+from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.storage import StoredChat, StoredMessage
 
@@ -357,12 +358,11 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         notes.append(t["cut_at_max_tokens"])
     if figures.dropped_turns:
         notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
-    body = reply.text if reply.text.strip() else t["empty_reply"]
     footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
     state.messages = [
         *state.messages,
         _new_row(question, t["you"]),
-        _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
+        _new_row(_reply_markdown(reply.text, footer), t["assistant"]),
     ]
     state.live_question = ""
     state.live_text = ""
@@ -410,9 +410,14 @@ def _stored_row(message: StoredMessage) -> list[str]:
         notes.append(t["error_reply"].format(error=message.error))
     elif message.status in ("interrupted", "streaming"):
         notes.append(t["interrupted"])
-    body = message.content if message.content.strip() else t["empty_reply"]
-    footer = f"\n\n*{' · '.join(notes)}*" if notes else ""
-    return _new_row(body + footer, t["assistant"])
+    return _new_row(_reply_markdown(message.content, " · ".join(notes)), t["assistant"])
+
+
+def _reply_markdown(text: str, footer: str) -> str:
+    """A reply bubble: the reply (a code block it left open is closed, so the footer is not
+    shown as code), then its footer line in italics."""
+    body = close_open_fence(text) if text.strip() else app().labels["empty_reply"]
+    return f"{body}\n\n*{footer}*" if footer else body
 
 
 def stop(state: State) -> None:

@@ -29,7 +29,6 @@ from taipy.gui import Gui, State, get_state_id, invoke_callback, navigate, notif
 from llm.catalog import Catalog, load_catalog
 from llm.errors import LocalChatError
 from llm.gguf_file import human_size
-from llm.model_files import model_paths
 from llm.hub import (
     DownloadProgress,
     DownloadQueue,
@@ -41,6 +40,7 @@ from llm.hub import (
     ram_needed,
     search_models,
 )
+from llm.model_files import model_paths
 
 from .context import app
 
