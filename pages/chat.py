@@ -41,10 +41,11 @@ from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.storage import StoredChat, StoredMessage
 
-from . import hub_panel
+from . import hub_panel, starter_offer
 from .context import app, load_in_background
-from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
+from .hub_panel import download_recommended
 from .live import LiveText, open_live
+from .starter_offer import get_starter
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
@@ -58,7 +59,8 @@ live_question = ""  # the message being answered, shown until the exchange joins
 draft = ""  # the message input
 busy = False
 has_model = False
-models_empty = False  # no .gguf in the models folder: offer the recommended first model
+models_empty = False  # no model in the models folder: offer the starter and recommended ones
+starter_line = ""  # the starter model's fetch, while it runs (pages/starter_offer.py)
 model_line = ""
 system_prompt = ""
 temperature = 0.7
@@ -106,6 +108,7 @@ def init_state(state: State) -> None:
     state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
+    state.starter_line = starter_offer.progress_line()
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
@@ -619,9 +622,15 @@ def build_page() -> tgb.Page:
                 with tgb.part(class_name="lc-model-bar"):
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
+                    with tgb.part(render="{starter_line != ''}", id="starter_progress"):
+                        tgb.text("{starter_line}", class_name="lc-starter-line")
                     with tgb.part(render="{not has_model}"):
                         tgb.button(t["open_models"], id="open_models", on_action=open_models)
-                        hub_panel.first_model_offer(render="{models_empty}")
+                        hub_panel.first_model_offer(
+                            "{models_empty and starter_line == ''}",
+                            on_action=download_recommended,
+                            on_starter=get_starter,
+                        )
                     with tgb.part(render="{offer_line != ''}", id="chat_model_offer"):
                         tgb.text("{offer_line}", mode="md")
                         with tgb.part(render="{offer_label != ''}"):
