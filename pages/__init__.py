@@ -43,11 +43,12 @@ def on_init(state: State) -> None:
 
 
 def on_page_load(state: State, page_name: str) -> None:
-    """Redraw what another tab may have changed (the loaded model, the models folder)."""
-    if page_name == "chat":
-        chat.refresh_model(state)
-    elif page_name == "models":
-        models.refresh(state)
+    """A tab loaded the app (first or again): redraw what other tabs or the command line may
+    have changed meanwhile (the loaded model, the chat list, the models folder). Taipy 4.1
+    calls this for the root page "/" only, which holds every page; switching pages in the
+    navbar calls nothing."""
+    chat.refresh_model(state)
+    models.refresh(state)
 
 
 def on_exception(state: State, function_name: str, exc: Exception) -> None:
