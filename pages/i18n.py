@@ -173,6 +173,8 @@ _EN = {
     "starter_saved": "{model} is in the models folder: load it on the Models page.",
     "starter_running": "The starter model is on its way already.",
     "starter_failed": "The starter model could not be fetched: {error}",
+    "starter_load_failed": "The starter model is in the models folder but did not load: {error}",
+    "starter_not_needed": "The models folder has models already: choose one on the Models page.",
 }
 
 _KO = {
@@ -330,6 +332,8 @@ _KO = {
     "starter_saved": "{model} 모델이 모델 폴더에 있습니다. 모델 페이지에서 불러오세요.",
     "starter_running": "시작용 모델을 이미 받고 있습니다.",
     "starter_failed": "시작용 모델을 받지 못했습니다: {error}",
+    "starter_load_failed": "시작용 모델은 모델 폴더에 있지만 불러오지 못했습니다: {error}",
+    "starter_not_needed": "모델 폴더에 이미 모델이 있습니다. 모델 페이지에서 선택하세요.",
 }
 
 _LABELS = {"en": _EN, "ko": _KO}

@@ -47,7 +47,12 @@ def progress_line() -> str:
 def get_starter(state: State, *_: Any) -> None:
     """The offer's button on the chat page: fetch the starter model, then load it."""
     global _running
+    from .hub_panel import models_folder_empty  # imported here: hub_panel imports this module
+
     t = app().labels
+    if not models_folder_empty():  # only offered then; a client may send the click anyway
+        notify(state, "info", t["starter_not_needed"])
+        return
     with _lock:
         if _running:
             notify(state, "info", t["starter_running"])
@@ -71,16 +76,17 @@ def _fetch_and_load(gui: Gui, owner: str) -> None:
     global _running
     ctx = app()
     t = ctx.labels
-    error, loaded = "", False
+    error, loaded, failed = "", False, "starter_failed"
     try:
         fetched = fetch_starter(ctx.config.models_dir, on_progress=lambda e: _progress(gui, e))
         if ctx.engine.loaded is None:  # a model the user loaded meanwhile stays
             _show(gui, t["starter_loading"], force=True)
+            failed = "starter_load_failed"
             ctx.engine.load(fetched.path)
             ctx.use_local()
             loaded = True
     except Exception as exc:  # whatever happens, the pages must leave the fetching state
-        error = str(exc) or type(exc).__name__
+        error = t[failed].format(error=str(exc) or type(exc).__name__)
     with _lock:
         _running = False
     _show(gui, "", force=True)
@@ -117,7 +123,7 @@ def _set_line(state: State, line: str) -> None:
 def _tell_owner(state: State, error: str, loaded: bool) -> None:
     t = app().labels
     if error:
-        notify(state, "error", t["starter_failed"].format(error=error))
+        notify(state, "error", error)
     else:
         key = "starter_ready" if loaded else "starter_saved"
         notify(state, "success", t[key].format(model=SMOLLM2.name))
