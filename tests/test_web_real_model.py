@@ -71,7 +71,7 @@ def _stored_chats(app: RunningApp) -> dict[str, list]:
 def test_an_empty_models_folder_starts_ready_to_chat(
     app: RunningApp, page: Page, shots: Path
 ) -> None:
-    assert f"The models folder {app.models_dir} is empty: getting the starter model" in app.log()
+    assert f"The models folder {app.models_dir} is empty.\nGetting the starter model" in app.log()
     assert [p.name for p in app.models_dir.iterdir()] == [SMOLLM2.file_name]
     expect(page.locator("#model_line")).to_contain_text(SMOLLM2.file_name)
     expect(page.locator("#first_model_offer")).to_have_count(0)
