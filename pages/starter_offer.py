@@ -59,10 +59,10 @@ def get_starter(state: State, *_: Any) -> None:
             return
         _running = True
     gui = state.get_gui()
+    _show(gui, t["starter_starting"], force=True)  # before the thread's own progress
     threading.Thread(
         target=_fetch_and_load, args=(gui, get_state_id(state) or ""), name="starter", daemon=True
     ).start()
-    _show(gui, t["starter_starting"], force=True)
 
 
 def get_starter_from_models(state: State, *_: Any) -> None:
