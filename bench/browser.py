@@ -379,9 +379,11 @@ class BrowserPath:
         first_screen = next((t for t in screen_times if t is not None), None)
         last_screen = screen_times[-1]
         n = len(sent)
+        # Tokens, not texts sent: a token ending inside a UTF-8 character goes with the next.
+        generated = figures.get("completion_tokens") or n
         # None when the whole reply reached the screen in one update (too fast to measure).
         decode = (
-            (n - 1) / (last_screen - first_screen)
+            (generated - 1) / (last_screen - first_screen)
             if first_screen is not None and last_screen is not None and last_screen > first_screen
             else None
         )
