@@ -37,13 +37,16 @@ class ModelEntry:
 
 
 def read_model_file(path: str | Path) -> ModelFile:
-    """`read_gguf_header`, cached by path, size and modification time."""
+    """`read_gguf_header`, cached by path, size and modification time.
+
+    The path is not resolved: a link is a model of its own name (its `file_name` and `path`
+    are the link's), even when the file it points to is read under another name too."""
     path = Path(path)
     try:
         stat = path.stat()
     except OSError:
         return read_gguf_header(path)  # raises the precise error
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.absolute()), stat.st_size, stat.st_mtime_ns)
     if key not in _header_cache:
         _header_cache[key] = read_gguf_header(path)
     return _header_cache[key]

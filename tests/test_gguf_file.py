@@ -19,7 +19,7 @@ from gguf_factory import (
 
 from llm.errors import ModelFileError
 from llm.gguf_file import read_gguf_header
-from llm.model_files import resolve_model, scan_models
+from llm.model_files import read_model_file, resolve_model, scan_models
 
 
 def test_header_facts(scripted_model: Path) -> None:
@@ -150,11 +150,15 @@ def test_a_model_reached_through_a_link_loads(tmp_path: Path, scripted_model: Pa
     models = tmp_path / "models"
     models.mkdir()
     (models / "from-lm-studio.gguf").symlink_to(scripted_model)
+    read_model_file(scripted_model)  # the file it points to, read under its own name first
     engine = Engine(n_ctx=256)
     try:
         loaded = engine.load(resolve_model("from-lm-studio", models, allow_paths=False))
         assert loaded.info.file_name == "from-lm-studio.gguf"
-        assert [e.file_name for e in scan_models(models)] == [loaded.info.file_name]
+        assert loaded.info.path == str(models / "from-lm-studio.gguf")
+        [entry] = scan_models(models)
+        assert entry.file_name == entry.info.file_name == loaded.info.file_name
+        assert entry.path == loaded.info.path  # the models page marks it loaded
     finally:
         engine.close()
 
