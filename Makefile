@@ -1,10 +1,11 @@
-# make run   - set everything up and start the app (http://127.0.0.1:5000)
+# make run   - set everything up and start the app (http://127.0.0.1:5000), with the starter
+#              model fetched and loaded if the models folder is empty
 # make test  - set everything up and run the whole test suite
 .PHONY: run test lint bench
 
 run:
 	scripts/setup.sh
-	.venv/bin/python main.py
+	.venv/bin/python main.py --starter
 
 test:
 	scripts/setup.sh dev

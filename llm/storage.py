@@ -33,6 +33,7 @@ import psutil
 from . import migrations
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, SamplingParams, valid_backend_name
 from .errors import ChatImportError, ChatNotFoundError, ConfigError, StorageError
+from .markdown_text import close_open_fence
 
 DB_FILE_NAME = "localchat.db"
 ROLES = ("user", "assistant")
@@ -864,8 +865,8 @@ def chat_to_markdown(chat: StoredChat) -> str:
     for message in chat.messages:
         heading = "User" if message.role == "user" else "Assistant"
         lines += [f"## {heading} · {_md_time(message.created)}", ""]
-        if message.content:
-            lines += [_md_text(message.content), ""]
+        if message.content:  # a code block left open would swallow the rest
+            lines += [close_open_fence(_md_text(message.content)), ""]
         notes = []
         if message.status in _STATUS_NOTES:
             note = _STATUS_NOTES[message.status]

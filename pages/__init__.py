@@ -43,11 +43,11 @@ def on_init(state: State) -> None:
 
 
 def on_page_load(state: State, page_name: str) -> None:
-    """Redraw what another tab may have changed (the loaded model, the models folder)."""
-    if page_name == "chat":
-        chat.refresh_model(state)
-    elif page_name == "models":
-        models.refresh(state)
+    """A tab loaded the app (first or again): show the chats other tabs or the command line
+    stored meanwhile (a change of model reaches every tab as it happens). Taipy 4.1 calls this
+    for the root page "/" only, which holds every page; switching pages in the navbar calls
+    nothing. Only what changed is sent: each change re-renders the whole page."""
+    chat.refresh_chats(state)
 
 
 def on_exception(state: State, function_name: str, exc: Exception) -> None:

@@ -37,15 +37,17 @@ from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navig
 from llm.chat_log import ChatLog, SavedReply, session_for_chat
 from llm.config import LOCAL_BACKEND
 from llm.errors import LocalChatError
+from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat, StoredMessage
 
-from . import hub_panel
+from . import hub_panel, starter_offer
 from .context import app, load_in_background
-from .hub_panel import download_recommended  # noqa: F401  (Taipy finds callbacks by name here)
+from .hub_panel import download_recommended
 from .live import LiveText, open_live
 from .per_tab import PerTab
+from .starter_offer import get_starter
 from .uploads import UploadError, take_upload
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
@@ -60,7 +62,8 @@ live_question = ""  # the message being answered, shown until the exchange joins
 draft = ""  # the message input
 busy = False
 has_model = False
-models_empty = False  # no .gguf in the models folder: offer the recommended first model
+models_empty = False  # no model in the models folder: offer the starter and recommended ones
+starter_line = ""  # the starter model's fetch, while it runs (pages/starter_offer.py)
 model_line = ""
 system_prompt = ""
 temperature = 0.7
@@ -127,6 +130,7 @@ def init_state(state: State) -> None:
     state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
+    state.starter_line = starter_offer.progress_line()
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
@@ -391,14 +395,13 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         notes.append(t["cut_at_max_tokens"])
     if figures.dropped_turns:
         notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
-    body = reply.text if reply.text.strip() else t["empty_reply"]
     footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
     _show_rows(
         state,
         [
             *tab.rows,
             _new_row(question, t["you"]),
-            _new_row(f"{body}\n\n*{footer}*", t["assistant"]),
+            _new_row(_reply_markdown(reply.text, footer), t["assistant"]),
         ],
     )
     state.live_question = ""
@@ -445,9 +448,14 @@ def _stored_row(message: StoredMessage) -> list[str]:
         notes.append(t["error_reply"].format(error=message.error))
     elif message.status in ("interrupted", "streaming"):
         notes.append(t["interrupted"])
-    body = message.content if message.content.strip() else t["empty_reply"]
-    footer = f"\n\n*{' · '.join(notes)}*" if notes else ""
-    return _new_row(body + footer, t["assistant"])
+    return _new_row(_reply_markdown(message.content, " · ".join(notes)), t["assistant"])
+
+
+def _reply_markdown(text: str, footer: str) -> str:
+    """A reply bubble: the reply (a code block it left open is closed, so the footer is not
+    shown as code), then its footer line in italics."""
+    body = close_open_fence(text) if text.strip() else app().labels["empty_reply"]
+    return f"{body}\n\n*{footer}*" if footer else body
 
 
 def stop(state: State) -> None:
@@ -662,9 +670,15 @@ def build_page() -> tgb.Page:
                 with tgb.part(class_name="lc-model-bar"):
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
+                    with tgb.part(render="{starter_line != ''}", id="starter_progress"):
+                        tgb.text("{starter_line}", class_name="lc-starter-line")
                     with tgb.part(render="{not has_model}"):
                         tgb.button(t["open_models"], id="open_models", on_action=open_models)
-                        hub_panel.first_model_offer(render="{models_empty}")
+                        hub_panel.first_model_offer(
+                            "{models_empty and starter_line == ''}",
+                            on_action=download_recommended,
+                            on_starter=get_starter,
+                        )
                     with tgb.part(render="{offer_line != ''}", id="chat_model_offer"):
                         tgb.text("{offer_line}", mode="md")
                         with tgb.part(render="{offer_label != ''}"):

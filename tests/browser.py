@@ -101,14 +101,17 @@ def running_app(
     *,
     config_toml: str = "",
     args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningApp]:
-    """Run main.py until the block ends. `config_toml` is the app's whole config file."""
+    """Run main.py until the block ends. `config_toml` is the app's whole config file; `env`
+    adds environment variables."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / "config.toml"
     config_path.write_text(config_toml, encoding="utf-8")
     data_dir = work_dir / "data"
     log_path = work_dir / "app.log"
     port = free_port()
+    extra_env = env
     env = dict(os.environ)
     env.update(
         PYTHONPATH=str(PROJECT_DIR),
@@ -117,6 +120,7 @@ def running_app(
         PYTHONUNBUFFERED="1",
     )
     env.pop("LOCALCHAT_MODELS_DIR", None)
+    env.update(extra_env or {})
     command = [
         sys.executable,
         str(PROJECT_DIR / "main.py"),
@@ -238,6 +242,29 @@ def wait_for_reply_end(page: Page, timeout_ms: int = 30_000, marker: str = "firs
 
 def notifications(page: Page):  # -> Locator of the notification texts
     return page.locator("#notistack-snackbar")
+
+
+def record_reply_texts(page: Page) -> None:
+    """Record every text the reply being written shows, with the time it appeared
+    (`reply_samples` reads them)."""
+    page.evaluate(
+        """() => {
+        window.lcSamples = [];
+        new MutationObserver(() => {
+            const live = document.querySelector('#live_reply');
+            if (!live) return;
+            const text = live.innerText;
+            const s = window.lcSamples;
+            if (!s.length || s[s.length - 1].text !== text)
+                s.push({at: performance.now(), text: text});
+        }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }"""
+    )
+
+
+def reply_samples(page: Page) -> list[dict]:
+    """The texts `record_reply_texts` saw, in order: {"at": ms, "text": ...}."""
+    return page.evaluate("window.lcSamples")
 
 
 def go_to(page: Page, name: str) -> None:

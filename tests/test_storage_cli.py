@@ -114,7 +114,7 @@ def test_user_errors_are_one_line_and_change_nothing(
         (["import", str(tmp_path / "missing.json")], "cannot read"),
         (["ask", "--chat", "99", "hi"], "no chat with id 99"),
         (["ask", "--chat", str(chat_id), "--system", "x", "hi"], "cannot change a stored chat"),
-        (["ask", "hi"], "ask needs --model"),
+        (["ask", "hi"], "which model? "),  # two models in the folder, no default
         (["ask", "--model", "nope.gguf", "hi"], "model not found"),
     ]:
         code = main(["--models-dir", str(models_dir), "--data-dir", str(data), *args])

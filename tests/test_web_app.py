@@ -31,6 +31,8 @@ from browser import (
     load_model,
     notifications,
     open_page,
+    record_reply_texts,
+    reply_samples,
     running_app,
     send_message,
     wait_for_reply_end,
@@ -491,26 +493,9 @@ def test_two_tabs_keep_separate_conversations(app: RunningApp, browser: Browser)
         second.close()
 
 
-def _record_reply_texts(page: Page) -> None:
-    """Record every text the reply being written shows, with the time it appeared."""
-    page.evaluate(
-        """() => {
-        window.lcSamples = [];
-        new MutationObserver(() => {
-            const live = document.querySelector('#live_reply');
-            if (!live) return;
-            const text = live.innerText;
-            const s = window.lcSamples;
-            if (!s.length || s[s.length - 1].text !== text)
-                s.push({at: performance.now(), text: text});
-        }).observe(document.body, {subtree: true, childList: true, characterData: true});
-    }"""
-    )
-
-
 def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
     _use_model(page, SLOW)
-    _record_reply_texts(page)
+    record_reply_texts(page)
     send_message(page, "Count for me")
     # While the reply runs: Stop is on, sending is off.
     expect(page.locator("#stop")).to_be_enabled()
@@ -528,7 +513,7 @@ def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
     expect(bubbles(page, "sent")).to_have_text(["Count for me"])
     expect(page.locator("#stop")).to_be_disabled()
 
-    samples = page.evaluate("window.lcSamples")
+    samples = reply_samples(page)
     partial = [s for s in samples if s["text"].strip() not in ("", "…")]
     lengths = [len(s["text"]) for s in partial]
     assert len(partial) >= 5, f"only {len(partial)} updates: {lengths}"

