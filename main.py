@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from llm.config import Config, load_config
-from llm.engine import Engine
+from llm.engines import Engines
 from llm.errors import LocalChatError
 from llm.model_files import model_paths, model_to_use, resolve_model
 from llm.preferences import Preferences
@@ -68,7 +68,7 @@ def _get_starter(config: Config) -> None:
     print(f"saved {fetched.path} (SHA-256 checked)", file=sys.stderr)
 
 
-def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, ChatStore]:
+def _startup(args: argparse.Namespace) -> tuple[Config, Engines, Preferences, ChatStore]:
     config = load_config(args.config).replace(
         host=args.host, port=args.port, models_dir=args.models_dir
     )
@@ -76,23 +76,23 @@ def _startup(args: argparse.Namespace) -> tuple[Config, Engine, Preferences, Cha
     prefs = Preferences.in_folder(config.data_dir)
     # Opened before the model: a database LocalChat cannot use stops the start with its reason.
     store = ChatStore.in_folder(config.data_dir)
-    engine = Engine.from_config(config)
+    engines = Engines(config, prefs)
     if args.starter:
         _get_starter(config)
     model = model_to_use(args.model, config.default_model, config.models_dir)
     if model:
         try:
-            engine.load(resolve_model(model, config.models_dir))
+            engines.local.load(resolve_model(model, config.models_dir))
         except LocalChatError as exc:
             if args.model:  # asked for on this command line: stop here
-                engine.close()
+                engines.close()
                 store.close()
                 raise
             # The configured default (or the only model) is gone, broken or too big: start
             # anyway, the models page says why.
             what = "default model" if config.default_model else f"model {model}"
             print(f"warning: {what} not loaded: {exc}", file=sys.stderr)
-    return config, engine, prefs, store
+    return config, engines, prefs, store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, taipy_args = parse_args(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0], *taipy_args]  # Taipy must not see (or choke on) our flags
     try:
-        config, engine, prefs, store = _startup(args)
+        config, engines, prefs, store = _startup(args)
     except LocalChatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pages.uploads import configure as configure_uploads
 
     context = AppContext(
-        config=config, engine=engine, prefs=prefs, labels=labels(config.language), store=store
+        config=config, engines=engines, prefs=prefs, labels=labels(config.language), store=store
     )
     install(context)
     speed_up_state()  # state reads and writes without inspect.stack() (see pages/taipy_state.py)
@@ -185,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pages import hub_panel
 
         hub_panel.close_queue()  # a running download stops cleanly; its partial file resumes
-        engine.close()
-        context.close_remotes()
+        engines.close()
         store.close()
     return 0
 

@@ -70,12 +70,10 @@ class PromptRenderer:
 
     def __init__(self, model_path: str) -> None:
         from llm.model_files import choose_format, read_model_file
-        from llm.prompts import FORMATS
 
         self.format = choose_format("auto", read_model_file(model_path))
-        self.fallback = FORMATS["chatml"] if self.format.source == "gguf" else None
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         from llm.prompts import render_prompt
 
-        return render_prompt(self.format, messages, fallback=self.fallback).text
+        return render_prompt(self.format, messages).text

@@ -7,9 +7,12 @@ In a notebook:
         print(chunk, end="", flush=True)
 """
 
+from typing import Any
+
 from .config import Config, SamplingParams, load_config
-from .engine import Engine, Figures
+from .engine import Engine
 from .errors import LocalChatError
+from .figures import Figures
 from .session import ChatSession, Reply, open_chat
 
 
@@ -18,25 +21,19 @@ def make_langchain_llm(model: str, *, config: Config | None = None, **overrides:
 
     Runs in this process (no worker); `overrides` are LlamaCpp settings such as temperature.
     """
-    from .langchain_llm import make_llamacpp
+    from .llama_driver import make_llamacpp
     from .model_files import read_model_file, resolve_model
 
     config = config or load_config()
     path = resolve_model(model, config.models_dir)
     info = read_model_file(path)
-    settings = {
+    settings: dict[str, Any] = {
         "n_ctx": min(config.n_ctx, info.context_length or config.n_ctx),
         "n_threads": config.n_threads,
         "n_batch": config.n_batch,
-        "temperature": config.sampling.temperature,
-        "top_p": config.sampling.top_p,
-        "top_k": config.sampling.top_k,
-        "repeat_penalty": config.sampling.repeat_penalty,
-        "max_tokens": config.sampling.max_tokens,
-        "seed": config.sampling.seed,
         **overrides,
     }
-    return make_llamacpp(str(path), **settings)
+    return make_llamacpp(str(path), sampling=config.sampling, **settings)
 
 
 __all__ = [

@@ -5,8 +5,9 @@ starts, saves the reply's partial text at least every `save_every_s` seconds whi
 streams, and records how it ended — complete, stopped or failed — with its figures. A crash
 leaves the reply "streaming"; the next `ChatStore` opened marks it "interrupted".
 
-`session_for_chat` turns a stored chat back into a `ChatSession` (system prompt, format,
-settings, history), so the web pages and `python -m llm ask --chat` continue it alike.
+`ChatLog.resume` is the one way to continue a stored chat: its engine (`Engines.for_chat`),
+system prompt, format, settings and history come back, so the web pages, the command line and
+the API continue a chat alike.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .engine import Engine, Figures
 from .errors import LocalChatError, PromptError
+from .figures import Figures
 from .prompts import Message
 from .session import ChatSession, Reply
 from .storage import ChatStore, StoredChat, StoredMessage
+
+if TYPE_CHECKING:
+    from .engines import ChatEngine, Engines
 
 SAVE_EVERY_S = 2.0
 
@@ -49,7 +53,7 @@ def history_from_messages(messages: Sequence[StoredMessage]) -> list[Message]:
     return history
 
 
-def session_for_chat(engine: Engine, chat: StoredChat, *, config: Config) -> ChatSession:
+def _session_for_chat(engine: ChatEngine, chat: StoredChat, *, config: Config) -> ChatSession:
     """A `ChatSession` that continues `chat`: its system prompt, format, settings (missing
     ones from `config`) and history. Trimming to the context works as for any session."""
     return ChatSession(
@@ -59,10 +63,6 @@ def session_for_chat(engine: Engine, chat: StoredChat, *, config: Config) -> Cha
         params=config.sampling.replace(**chat.settings),
         history=history_from_messages(chat.messages),
     )
-
-
-def _model_name(engine: Engine) -> str:
-    return engine.loaded.info.file_name if engine.loaded else ""
 
 
 class SavedReply:
@@ -187,6 +187,7 @@ class ChatLog:
         self.chat_id = chat_id
         self.session = session
         self.save_every_s = save_every_s
+        self.chat: StoredChat | None = None  # as read by `resume`
 
     @classmethod
     def start(
@@ -198,7 +199,7 @@ class ChatLog:
             title=title,
             system_prompt=session.system_prompt,
             settings=session.params,
-            model=_model_name(session.engine),
+            model=session.engine.model_name,
             chat_format=session.chat_format,
             backend=session.engine.backend_name,
         )
@@ -206,11 +207,22 @@ class ChatLog:
 
     @classmethod
     def resume(
-        cls, store: ChatStore, chat_id: int, engine: Engine, *, config: Config, **options: Any
+        cls,
+        store: ChatStore,
+        chat_id: int,
+        engines: Engines,
+        *,
+        engine: ChatEngine | None = None,
+        **options: Any,
     ) -> ChatLog:
-        """Continue a stored chat with the model loaded in `engine`."""
+        """Continue stored chat `chat_id` where it was written (`Engines.for_chat`), or on
+        `engine` when one is given (e.g. moved to another backend). ChatNotFoundError if
+        there is no such chat. `chat` of the result holds the chat as it was read."""
         chat = store.get_chat(chat_id)
-        return cls(store, chat_id, session_for_chat(engine, chat, config=config), **options)
+        engine = engine or engines.for_chat(chat)
+        log = cls(store, chat_id, _session_for_chat(engine, chat, config=engines.config), **options)
+        log.chat = chat
+        return log
 
     def ask(
         self, text: str, *, cancel: threading.Event | None = None, **overrides: Any
@@ -233,7 +245,7 @@ class ChatLog:
         user_id, reply_id = self.store.begin_exchange(
             self.chat_id,
             text,
-            model=_model_name(session.engine),
+            model=session.engine.model_name,
             format=fmt,
             backend=session.engine.backend_name,
         )

@@ -192,8 +192,7 @@ def cmd_render(args: argparse.Namespace, config: Config) -> int:
     messages = load_messages(args.messages)
     info = read_model_file(resolve_model(args.model, config.models_dir))
     fmt = choose_format(args.format or config.chat_format, info)
-    fallback = choose_format("chatml", None) if fmt.source == "gguf" else None
-    rendered = render_prompt(fmt, messages, fallback=fallback)
+    rendered = render_prompt(fmt, messages)
     for warning in rendered.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(rendered.text)
@@ -202,7 +201,8 @@ def cmd_render(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, config: Config) -> int:
-    from .chat_log import ChatLog, session_for_chat
+    from .chat_log import ChatLog
+    from .engines import Engines
     from .session import open_chat
 
     overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
@@ -210,19 +210,21 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
         if args.system is not None or args.format is not None:
             raise ConfigError("--system and --format cannot change a stored chat (--chat)")
         chat_id = _chat_id(args.chat)
+        engines = Engines(config)
         with _store(config) as store:
             chat = store.get_chat(chat_id)
             model = args.model or chat.model
             if not model:
                 raise ModelFileError(f"chat {chat_id} has no model yet: name one with --model")
             # The chat continues where it was written (--backend moves it elsewhere).
-            engine = (
-                remote_cli.remote_engine(args, config, model, backend=chat.backend)
-                or open_chat(model, config=config).engine
+            engine = remote_cli.remote_engine(args, engines, model, backend=chat.backend)
+            if engine is None:
+                engines.local.load(resolve_model(model, config.models_dir))
+                engine = engines.local
+            return _stream(
+                ChatLog.resume(store, chat_id, engines, engine=engine), args.prompt, overrides
             )
-            log = ChatLog(store, chat_id, session_for_chat(engine, chat, config=config))
-            return _stream(log, args.prompt, overrides)
-    remote = remote_cli.remote_session(args, config)  # --backend: a server, not llama.cpp
+    remote = remote_cli.remote_session(args, Engines(config))  # --backend: not llama.cpp
     if remote is not None:
         with _store(config) as store:
             return _stream(ChatLog.start(store, remote), args.prompt, {})

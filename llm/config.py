@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .prompts import FORMATS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,20 +26,39 @@ else:  # Python 3.10
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_DIR / "config.toml"
 DEFAULT_SYSTEM_PROMPT = "You are a geography expert and assist users by answering their questions"
-FORMAT_CHOICES = ("auto", "zephyr", "mistral-instruct", "chatml", "llama-3")
+FORMAT_CHOICES = ("auto", *FORMATS)  # "auto": the model's own template, else a guess
+
+
+def _setting(
+    default: Any,
+    low: float,
+    high: float,
+    text: str,
+    *,
+    step: float | None = None,
+    above_low: bool = False,
+    below_high: bool = False,
+) -> Any:
+    """A sampling field with its allowed range (`text` says it in words) and, for the fields
+    the chat page shows, the step of its arrow keys."""
+    limits = {"low": low, "high": high, "above_low": above_low, "below_high": below_high}
+    return field(default=default, metadata={**limits, "range": text, "step": step})
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How tokens are drawn; one set per reply."""
+    """How tokens are drawn; one set per reply. Each field's range (and, for the chat page,
+    its step) is in its metadata: config.toml, the pages, the library and the API all take
+    the fields and their checks from here."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 512
-    seed: int = -1  # -1: a new random seed for every reply
+    temperature: float = _setting(0.7, 0.0, 5.0, "0 to 5", step=0.05)
+    top_p: float = _setting(0.95, 0.0, 1.0, "above 0, at most 1", step=0.05, above_low=True)
+    top_k: int = _setting(40, 0, 10_000, "0 to 10000", step=1)
+    min_p: float = _setting(0.05, 0.0, 1.0, "0 to below 1", below_high=True)
+    repeat_penalty: float = _setting(1.1, 0.5, 5.0, "0.5 to 5", step=0.05)
+    max_tokens: int = _setting(512, 1, 1_000_000, "1 to 1000000", step=64)
+    # -1: a new random seed for every reply
+    seed: int = _setting(-1, -1, 2**31, "-1 (random) or 0 to 2147483647", below_high=True)
     # Never draw an end-of-generation token, so a reply always runs to max_tokens (benchmarks).
     ignore_eos: bool = False
 
@@ -51,28 +71,27 @@ class SamplingParams:
 
     def validate(self, section: str) -> None:
         """Raise ConfigError naming the first value outside its range."""
-        checks = {
-            "temperature": 0.0 <= self.temperature <= 5.0,
-            "top_p": 0.0 < self.top_p <= 1.0,
-            "top_k": 0 <= self.top_k <= 10_000,
-            "min_p": 0.0 <= self.min_p < 1.0,
-            "repeat_penalty": 0.5 <= self.repeat_penalty <= 5.0,
-            "max_tokens": 1 <= self.max_tokens <= 1_000_000,
-            "seed": -1 <= self.seed < 2**31,
-        }
-        ranges = {
-            "temperature": "0 to 5",
-            "top_p": "above 0, at most 1",
-            "top_k": "0 to 10000",
-            "min_p": "0 to below 1",
-            "repeat_penalty": "0.5 to 5",
-            "max_tokens": "1 to 1000000",
-            "seed": "-1 (random) or 0 to 2147483647",
-        }
-        for key, ok in checks.items():
-            if not ok:
-                value = getattr(self, key)
-                raise ConfigError(f"{section}.{key} = {value!r} is out of range ({ranges[key]})")
+        for f in dataclasses.fields(self):
+            if f.name not in SAMPLING_FIELDS:
+                continue
+            value, limits = getattr(self, f.name), f.metadata
+            low_ok = value > limits["low"] if limits["above_low"] else value >= limits["low"]
+            high_ok = value < limits["high"] if limits["below_high"] else value <= limits["high"]
+            if not (low_ok and high_ok):
+                raise ConfigError(
+                    f"{section}.{f.name} = {value!r} is out of range ({limits['range']})"
+                )
+
+
+# The fields a user sets (not the benchmarks' ignore_eos), in order.
+SAMPLING_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(SamplingParams) if "range" in f.metadata
+)
+
+
+def sampling_field(name: str) -> dataclasses.Field:
+    """The dataclass field of sampling setting `name` (its type, default and limits)."""
+    return next(f for f in dataclasses.fields(SamplingParams) if f.name == name)
 
 
 LOCAL_BACKEND = "local"  # llama.cpp in this machine's worker process: always there, the default
@@ -223,6 +242,7 @@ class Config:
             seen.add(backend.name)
 
 
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(SamplingParams)}
 # config.toml layout: section -> key -> (Config field or "sampling.<field>", type)
 _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "app": {
@@ -246,13 +266,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "n_threads": ("n_threads", int),
         "n_batch": ("n_batch", int),
         "system_prompt": ("system_prompt", str),
-        "temperature": ("sampling.temperature", (int, float)),
-        "top_p": ("sampling.top_p", (int, float)),
-        "top_k": ("sampling.top_k", int),
-        "min_p": ("sampling.min_p", (int, float)),
-        "repeat_penalty": ("sampling.repeat_penalty", (int, float)),
-        "max_tokens": ("sampling.max_tokens", int),
-        "seed": ("sampling.seed", int),
+        # A float setting also takes a whole number (temperature = 1).
+        **{
+            name: (f"sampling.{name}", int if _FIELD_TYPES[name] == "int" else (int, float))
+            for name in SAMPLING_FIELDS
+        },
     },
 }
 
@@ -324,8 +342,8 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
     for key in ("models_dir", "data_dir"):
         if key in top:
             top[key] = (base_dir / Path(top[key]).expanduser()).resolve()
-    for key in ("temperature", "top_p", "min_p", "repeat_penalty"):
-        if key in sampling:
+    for key in sampling:
+        if _FIELD_TYPES[key] == "float":
             sampling[key] = float(sampling[key])
     config = Config(**top, sampling=SamplingParams(**sampling))
     config.validate()

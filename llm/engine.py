@@ -20,11 +20,11 @@ from typing import Any
 
 from .child_process import start_child
 from .config import LOCAL_BACKEND, Config, SamplingParams
-from .errors import EngineError, ModelFileError, PromptError
+from .errors import EngineError, ModelFileError, NoModelError, PromptError
 from .gguf_file import ModelFile
 from .memory import check_fits_in_ram
-from .model_files import auto_format, read_model_file
-from .prompts import FORMATS, ChatFormat, Message
+from .model_files import auto_format, choose_format, read_model_file
+from .prompts import ChatFormat, Message
 
 _SIGNAL_HINTS = {
     signal.SIGABRT: "llama.cpp aborted",
@@ -93,33 +93,6 @@ class RequestQueue:
         """Requests waiting in line (not counting the running one)."""
         with self._cond:
             return len(self._line)
-
-
-@dataclass(frozen=True)
-class Figures:
-    """What one reply cost."""
-
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0
-    time_to_first_token_s: float = 0.0
-    tokens_per_second: float = 0.0
-    prompt_tokens_per_second: float = 0.0
-    dropped_turns: int = 0
-    finish_reason: str = ""
-
-    def line(self) -> str:
-        """One line for a terminal or the chat page."""
-        rate = self.tokens_per_second
-        at = f" at {rate:.1f} tokens/s" if rate else ""  # 0: not measured (a burst)
-        parts = [
-            f"prompt {self.prompt_tokens} tokens ({self.cached_tokens} cached)",
-            f"first token {self.time_to_first_token_s:.2f} s",
-            f"{self.completion_tokens} tokens{at}",
-        ]
-        if self.dropped_turns:
-            parts.append(f"{self.dropped_turns} oldest exchanges left out to fit the context")
-        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -226,10 +199,24 @@ class Engine:
         if self._worker_model is not None and self._alive():
             return self._worker_model
         if self.loaded is None:
-            raise EngineError("no model is loaded")
+            raise NoModelError("no model is loaded")
         return self._load_in_worker(self.loaded.info)
 
     # public API ---------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        """The loaded model's file name ("" when none is loaded)."""
+        return self.loaded.info.file_name if self.loaded else ""
+
+    def chat_format(self, choice: str) -> ChatFormat:
+        """The format `choice` ("auto" or a format name) gives the loaded model."""
+        return choose_format(choice, self.loaded.info if self.loaded else None)
+
+    def prepare(self) -> None:
+        """NoModelError unless a model is loaded (the worker itself starts on demand)."""
+        if self.loaded is None:
+            raise NoModelError("no model is loaded")
+
     def context_for(self, info: ModelFile) -> int:
         """The context length this engine would give `info`: config's, capped by the model's."""
         return min(self.n_ctx_wanted, info.context_length or self.n_ctx_wanted)
@@ -303,13 +290,11 @@ class Engine:
         cancel: threading.Event | None,
     ) -> Iterator[dict[str, Any]]:
         self._ensure_model()
-        fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
         self._request(
             {
                 "op": "generate",
                 "messages": messages,
                 "format": fmt,
-                "fallback": fallback,
                 "params": dataclasses.asdict(params),
                 "keep_from": keep_from,
             }

@@ -29,6 +29,10 @@ class EngineError(LocalChatError):
     """The inference worker failed: it crashed, or llama.cpp refused the model."""
 
 
+class NoModelError(EngineError):
+    """A message came, and no model is loaded to answer it."""
+
+
 class StorageError(LocalChatError):
     """The chat database cannot be used: unreadable, from a newer LocalChat, stayed locked."""
 

@@ -222,14 +222,28 @@ def _prepare(fmt: ChatFormat, messages: Sequence[Message]) -> list[Message]:
     return prepared
 
 
+def fallback_for(fmt: ChatFormat) -> ChatFormat | None:
+    """What replaces a model's own template when it fails to render: ChatML, the format most
+    chat models were tuned on. LocalChat's built-in formats have none (they do not fail)."""
+    return FORMATS["chatml"] if fmt.source == "gguf" else None
+
+
+_OWN_FALLBACK: Any = object()
+
+
 def render_prompt(
-    fmt: ChatFormat, messages: Sequence[Message], *, fallback: ChatFormat | None = None
+    fmt: ChatFormat,
+    messages: Sequence[Message],
+    *,
+    fallback: ChatFormat | None = _OWN_FALLBACK,
 ) -> RenderedPrompt:
     """Render `messages` (validated, ending with a user turn) followed by the generation cue.
 
-    If `fmt` fails to render and a `fallback` is given, the fallback is used and a warning
-    saying why is attached to the result; without a fallback the error is raised.
+    If `fmt` fails to render and has a fallback (by default `fallback_for(fmt)`; None: none),
+    the fallback is used and a warning saying why is attached; else the error is raised.
     """
+    if fallback is _OWN_FALLBACK:
+        fallback = fallback_for(fmt)
     try:
         return RenderedPrompt(_render_jinja(fmt, _prepare(fmt, messages)), fmt)
     except jinja2.TemplateError as exc:

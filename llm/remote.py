@@ -199,6 +199,20 @@ class RemoteEngine:
         """The [[backends]] name, as chats record it."""
         return self.backend.name
 
+    @property
+    def model_name(self) -> str:
+        """The model chosen on the server (before `load`, the one it will ask for)."""
+        return self.loaded.info.id if self.loaded else self.model
+
+    def chat_format(self, choice: str) -> ChatFormat:
+        """Always `SERVER_FORMAT`: the server applies the model's own template."""
+        return SERVER_FORMAT
+
+    def prepare(self) -> None:
+        """Before a chat's first message here: check the server still offers the model."""
+        if self.loaded is None:
+            self.load()
+
     # HTTP helpers --------------------------------------------------------------------
     @property
     def where(self) -> str:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import LOCAL_BACKEND, Backend, Config
 from .errors import ConfigError, LocalChatError
 from .model_files import scan_models
 from .session import ChatSession
+
+if TYPE_CHECKING:
+    from .engines import Engines
+    from .remote import RemoteEngine
 
 
 def add_parsers(commands: Any, ask: argparse.ArgumentParser) -> None:
@@ -89,12 +93,10 @@ def cmd_backends(args: argparse.Namespace, config: Config) -> int:
 
 
 def remote_engine(
-    args: argparse.Namespace, config: Config, model: str = "", backend: str | None = None
-) -> Any:
+    args: argparse.Namespace, engines: Engines, model: str = "", backend: str | None = None
+) -> RemoteEngine | None:
     """The RemoteEngine for `ask --backend NAME` (or `backend`, e.g. a stored chat's), with
     `model` chosen; None for local."""
-    from .remote import RemoteEngine
-
     name = args.backend or backend
     if not name or name == LOCAL_BACKEND:
         return None
@@ -103,16 +105,17 @@ def remote_engine(
             f"--format applies to local models only: backend {name!r} uses the "
             f"chat template of the server"
         )
-    engine = RemoteEngine.from_config(config, name)
+    engine = engines.remote(name, model)
     engine.load(model)
     return engine
 
 
-def remote_session(args: argparse.Namespace, config: Config) -> ChatSession | None:
+def remote_session(args: argparse.Namespace, engines: Engines) -> ChatSession | None:
     """A session for `ask --backend NAME [--model M]`; None when the backend is local."""
-    engine = remote_engine(args, config, args.model or "")
+    engine = remote_engine(args, engines, args.model or "")
     if engine is None:
         return None
+    config = engines.config
     return ChatSession(
         engine,
         system_prompt=config.system_prompt if args.system is None else args.system,

@@ -10,13 +10,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, SamplingParams, load_config
-from .engine import Engine, Figures
+from .engine import Engine
 from .errors import PromptError
-from .model_files import choose_format, pick_model, resolve_model
+from .figures import Figures
+from .model_files import pick_model, resolve_model
 from .prompts import ChatFormat, Message, validate_messages
+
+if TYPE_CHECKING:
+    from .engines import ChatEngine
 
 # Far beyond what any context holds; checked before the text reaches the tokenizer, so a
 # pasted book is refused at once instead of being tokenized to be refused.
@@ -107,7 +111,7 @@ class ChatSession:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: ChatEngine,
         *,
         chat_format: str = "auto",
         system_prompt: str = "",
@@ -123,13 +127,9 @@ class ChatSession:
 
     @property
     def format(self) -> ChatFormat:
-        """The chat format in use for the loaded model."""
-        loaded = self.engine.loaded
-        # A remote server applies its own template: its model carries a fixed format.
-        fixed: ChatFormat | None = getattr(loaded, "format", None)
-        if fixed is not None:
-            return fixed
-        return choose_format(self.chat_format, loaded.info if loaded else None)
+        """The chat format in use: the session's choice, as the engine resolves it (a server
+        applies its own template)."""
+        return self.engine.chat_format(self.chat_format)
 
     def messages_for(self, text: str) -> list[Message]:
         """The full conversation that asking `text` would send (before trimming)."""

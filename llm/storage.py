@@ -33,6 +33,7 @@ import psutil
 from . import migrations
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, SamplingParams, valid_backend_name
 from .errors import ChatImportError, ChatNotFoundError, ConfigError, StorageError
+from .figures import Figures
 from .markdown_text import close_open_fence
 
 DB_FILE_NAME = "localchat.db"
@@ -78,6 +79,19 @@ class StoredMessage:
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON and the web pages."""
         return dataclasses.asdict(self)
+
+    @property
+    def figures(self) -> Figures | None:
+        """The reply's figures, None when none were recorded (user messages, failures)."""
+        if self.completion_tokens is None:
+            return None
+        return Figures(
+            prompt_tokens=self.prompt_tokens or 0,
+            cached_tokens=None,
+            completion_tokens=self.completion_tokens,
+            time_to_first_token_s=self.time_to_first_token_s or 0.0,
+            tokens_per_second=self.tokens_per_second or 0.0,
+        )
 
 
 @dataclass(frozen=True)
@@ -836,19 +850,6 @@ def _md_time(stamp: str) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _figures_line(message: StoredMessage) -> str:
-    parts = []
-    if message.prompt_tokens is not None:
-        parts.append(f"prompt {message.prompt_tokens} tokens")
-    if message.time_to_first_token_s is not None:
-        parts.append(f"first token {message.time_to_first_token_s:.2f} s")
-    if message.completion_tokens is not None:
-        rate = message.tokens_per_second
-        at = f" at {rate:.1f} tokens/s" if rate else ""  # 0: not measured (a burst)
-        parts.append(f"{message.completion_tokens} tokens{at}")
-    return " · ".join(parts)
-
-
 def chat_to_markdown(chat: StoredChat) -> str:
     """A chat as Markdown: title, facts, system prompt, then each message under a heading."""
     lines = [f"# {_md_text(chat.title) or 'New chat'}", ""]
@@ -871,9 +872,8 @@ def chat_to_markdown(chat: StoredChat) -> str:
         if message.status in _STATUS_NOTES:
             note = _STATUS_NOTES[message.status]
             notes.append(f"{note}: {message.error}" if message.error else note)
-        figures = _figures_line(message)
-        if figures:
-            notes.append(figures)
+        if message.figures is not None:
+            notes.append(message.figures.line())
         if notes:
             lines += [f"*{_md_text(' · '.join(notes))}*", ""]
     return "\n".join(lines)

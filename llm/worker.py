@@ -5,7 +5,7 @@ Protocol (dicts over a multiprocessing Connection): requests have an "op"; repli
   load      {path, n_ctx, n_threads, n_batch, untrusted_template}
                                                 -> loaded {n_ctx} | error {message}
   tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
-  generate  {messages, format, params, keep_from, fallback}
+  generate  {messages, format, params, keep_from}
             -> start {...} then text {text}* then done {finish_reason, figures} | error;
             then, if no request waits, the worker evaluates the start of the next turn
             (the end of this reply and the user header) while the user types
@@ -36,7 +36,7 @@ class _Worker:
         self.pending: list[dict[str, Any]] = []
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
-        from .langchain_llm import make_llamacpp
+        from .llama_driver import make_llamacpp
 
         self.llm = None  # free the old model first: two may not fit in memory
         try:
@@ -53,14 +53,14 @@ class _Worker:
             template_sandbox.warm()  # its helper starts now, not on the first message
         return {"type": "loaded", "n_ctx": self.llm.client.n_ctx()}
 
-    def render(self, messages: list[Message], fmt: ChatFormat, fallback: ChatFormat | None):
-        from .langchain_llm import tokenize_segments
+    def render(self, messages: list[Message], fmt: ChatFormat):
+        from .llama_driver import tokenize_segments
 
-        rendered = render_prompt(fmt, messages, fallback=fallback)
+        rendered = render_prompt(fmt, messages)
         return rendered, tokenize_segments(self.llm.client, rendered.segments)
 
     def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
-        rendered, ids = self.render(request["messages"], request["format"], request.get("fallback"))
+        rendered, ids = self.render(request["messages"], request["format"])
         return {"type": "tokens", "ids": ids, "text": rendered.text, "warnings": rendered.warnings}
 
     def should_stop(self) -> bool:
@@ -74,7 +74,6 @@ class _Worker:
     def generate(self, request: dict[str, Any]) -> None:
         params: dict[str, Any] = request["params"]
         fmt: ChatFormat = request["format"]
-        fallback: ChatFormat | None = request.get("fallback")
         n_ctx = self.llm.client.n_ctx()
         budget = n_ctx - params["max_tokens"]
         if budget < 1:
@@ -85,7 +84,7 @@ class _Worker:
         cache: dict[int, tuple[Any, list[int]]] = {}
 
         def count(kept: list[Message]) -> int:
-            rendered, ids = self.render(kept, fmt, fallback)
+            rendered, ids = self.render(kept, fmt)
             cache[len(kept)] = (rendered, ids)
             return len(ids)
 
@@ -122,20 +121,18 @@ class _Worker:
         if not self.pending and not self.conn.poll(NEXT_REQUEST_S):
             history = [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}]
             try:
-                self.prefill_next_turn(history, fmt, fallback)
+                self.prefill_next_turn(history, fmt)
             except Exception:  # only a head start, and the reply is done: never an answer
                 self.llm.client.n_tokens = 0  # the next prompt is evaluated from scratch
 
-    def prefill_next_turn(
-        self, history: list[Message], fmt: ChatFormat, fallback: ChatFormat | None
-    ) -> None:
+    def prefill_next_turn(self, history: list[Message], fmt: ChatFormat) -> None:
         """Evaluate the start of the next prompt, which does not depend on the next message: the
         end of this reply and the template's user header. A follow-up then waits only for its
         own text; a prompt that turns out different just re-evaluates from where it differs."""
-        from .langchain_llm import common_prefix, prefill
+        from .llama_driver import common_prefix, prefill
 
         def ids(text: str) -> list[int]:
-            return self.render([*history, {"role": "user", "content": text}], fmt, fallback)[1]
+            return self.render([*history, {"role": "user", "content": text}], fmt)[1]
 
         first = ids("a")
         known = common_prefix(first, ids("b"))

@@ -34,9 +34,10 @@ from typing import Any
 import taipy.gui.builder as tgb
 from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
 
-from llm.chat_log import ChatLog, SavedReply, session_for_chat
-from llm.config import LOCAL_BACKEND
-from llm.errors import LocalChatError
+from llm.chat_log import ChatLog, SavedReply
+from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
+from llm.errors import LocalChatError, NoModelError
+from llm.figures import Figures, figures_line
 from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.session import ChatSession, checked_system_prompt
@@ -66,11 +67,14 @@ models_empty = False  # no model in the models folder: offer the starter and rec
 starter_line = ""  # the starter model's fetch, while it runs (pages/starter_offer.py)
 model_line = ""
 system_prompt = ""
-temperature = 0.7
-top_p = 0.95
-top_k = 40
-repeat_penalty = 1.1
-max_tokens = 512
+# The generation settings: every sampling field the library gives an arrow-key step, each a
+# page variable of its own name (temperature, top_p, ...) with the library's default.
+_SETTINGS = tuple(
+    (name, sampling_field(name).metadata["step"])
+    for name in SAMPLING_FIELDS
+    if sampling_field(name).metadata["step"]
+)
+globals().update({name: getattr(SamplingParams(), name) for name, _ in _SETTINGS})
 # The stored chats.
 chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently active first
 selected_chat = ""  # the open chat's id ("" before its first message)
@@ -136,13 +140,10 @@ def init_state(state: State) -> None:
     refresh_model(state)
 
 
-def _show_settings(state: State, prompt: str, params: Any) -> None:
+def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
     state.system_prompt = prompt
-    state.temperature = params.temperature
-    state.top_p = params.top_p
-    state.top_k = params.top_k
-    state.repeat_penalty = params.repeat_penalty
-    state.max_tokens = params.max_tokens
+    for name, _ in _SETTINGS:
+        setattr(state, name, getattr(params, name))
 
 
 def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
@@ -164,7 +165,7 @@ def _tab_engine(state: State) -> Any:
     (the models page chooses); a stored one continues on its own backend."""
     tab = _tab(state)
     if tab.chat_log is None:
-        tab.session.engine = app().active_engine()
+        tab.session.engine = app().engines.active
     return tab.session.engine
 
 
@@ -173,19 +174,20 @@ def _show_model(state: State) -> None:
     ctx = app()
     t = ctx.labels
     engine = _tab_engine(state)
-    loaded = engine.loaded
     state.models_empty = hub_panel.models_folder_empty()
-    if engine is not ctx.engine:  # a server: it connects on the chat's next message
-        model = loaded.info.id if loaded else engine.model
+    if engine.backend_name != LOCAL_BACKEND:  # a server: it connects on the next message
         state.has_model = True
-        state.model_line = t["model_line_remote"].format(model=model, backend=engine.backend_name)
-    elif loaded is None:
+        state.model_line = t["model_line_remote"].format(
+            model=engine.model_name, backend=engine.backend_name
+        )
+    elif engine.loaded is None:
         state.has_model = False
         state.model_line = t["no_model"]
     else:
         state.has_model = True
-        name = loaded.info.file_name
-        state.model_line = t["model_line"].format(model=name, format=ctx.format_label(name))
+        state.model_line = t["model_line"].format(
+            model=engine.model_name, format=ctx.format_label()
+        )
     _offer_chat_model(state)
 
 
@@ -206,9 +208,8 @@ def _offer_chat_model(state: State) -> None:
     t = ctx.labels
     wanted = str(state.chat_model or "")
     backend = str(state.chat_backend or LOCAL_BACKEND)
-    loaded = ctx.engine.loaded
     remote_here = backend != LOCAL_BACKEND and _tab(state).session.engine.backend_name == backend
-    if not wanted or remote_here or (loaded is not None and loaded.info.file_name == wanted):
+    if not wanted or remote_here or ctx.engines.local.model_name == wanted:
         state.offer_line = state.offer_label = ""
         return
     if backend != LOCAL_BACKEND:  # its server is no longer in config.toml
@@ -226,15 +227,9 @@ def _offer_chat_model(state: State) -> None:
 
 
 def _sampling_overrides(state: State) -> dict[str, Any]:
-    fields = {
-        "temperature": float,
-        "top_p": float,
-        "top_k": int,
-        "repeat_penalty": float,
-        "max_tokens": int,
-    }
     values: dict[str, Any] = {}
-    for name, kind in fields.items():
+    for name, _ in _SETTINGS:
+        kind = type(getattr(SamplingParams(), name))  # float or int
         value = getattr(state, name)
         try:
             values[name] = kind(value)
@@ -262,15 +257,13 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     ctx = app()
     session = tab.session
     engine = _tab_engine(state)
-    if engine.loaded is None and engine is not ctx.engine:
-        try:
-            engine.load()  # a reopened chat's server: checks it still offers the model
-        except LocalChatError as exc:
-            notify(state, "error", str(exc))
-            return
-    loaded = engine.loaded
-    if loaded is None:
+    try:
+        engine.prepare()  # a reopened chat's server: checks it still offers the model
+    except NoModelError:
         notify(state, "warning", ctx.labels["no_model"])
+        return
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
         return
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
@@ -286,8 +279,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         session.params = session.params.replace(**_sampling_overrides(state))
         session.messages_for(text)  # a message the model cannot take stores nothing either
         session.system_prompt = checked_system_prompt(state.system_prompt)
-        if engine is ctx.engine:  # a server applies its own template
-            session.chat_format = ctx.format_choice(loaded.info.file_name)
+        session.chat_format = ctx.engines.format_choice(engine)
         if log is None:
             log = ChatLog.start(ctx.store, session)
         reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
@@ -312,8 +304,8 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
             state.selected_chat = str(log.chat_id)
             state.chat_title = ctx.store.get_chat(log.chat_id).title
         # Assigning sends even an unchanged value to the page: only what changed.
-        if state.chat_model != loaded.info.file_name:
-            state.chat_model = loaded.info.file_name
+        if state.chat_model != engine.model_name:
+            state.chat_model = engine.model_name
         if state.chat_backend != engine.backend_name:
             state.chat_backend = engine.backend_name
         if state.offer_line or state.offer_label:
@@ -368,10 +360,25 @@ def _show_queue(state: State, run: int, position: int) -> None:
         state.live_text = app().labels["queued"].format(n=position)
 
 
-def _figures_note(tokens: int | None, ttft: float | None, tps: float | None) -> str:
+def _footer(status: str, finish_reason: str, error: str, figures: Figures | None) -> str:
+    """The line under a reply, live or stored: its figures, and how it ended if not as
+    planned."""
     t = app().labels
-    note = t["figures"].format(tokens=tokens or 0, ttft=ttft or 0.0)
-    return note + t["figures_rate"].format(tps=tps) if tps else note  # 0: not measured
+    notes = [figures_line(figures, _figure_words(), prompt=False)] if figures else []
+    if status == "failed":
+        return t["error_reply"].format(error=error)
+    if status == "stopped":
+        notes.append(t["stopped"])
+    elif status in ("interrupted", "streaming"):
+        notes.append(t["interrupted"])
+    elif finish_reason == "length":
+        notes.append(t["cut_at_max_tokens"])
+    return " · ".join(notes)
+
+
+def _figure_words() -> dict[str, str]:
+    t = app().labels
+    return {key: t[f"fig_{key}"] for key in ("first_token", "tokens", "tokens_rate", "dropped")}
 
 
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
@@ -383,19 +390,8 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
         return
     t = app().labels
-    figures = reply.figures
-    notes = [
-        _figures_note(
-            figures.completion_tokens, figures.time_to_first_token_s, figures.tokens_per_second
-        )
-    ]
-    if reply.finish_reason == "cancelled":
-        notes.append(t["stopped"])
-    elif reply.finish_reason == "length":
-        notes.append(t["cut_at_max_tokens"])
-    if figures.dropped_turns:
-        notes.append(t["dropped_turns"].format(n=figures.dropped_turns))
-    footer = t["error_reply"].format(error=error) if error else " · ".join(notes)
+    status = "failed" if error else reply.status
+    footer = _footer(status, reply.finish_reason, error, reply.figures)
     _show_rows(
         state,
         [
@@ -433,22 +429,8 @@ def _stored_row(message: StoredMessage) -> list[str]:
     t = app().labels
     if message.role == "user":
         return _new_row(message.content, t["you"])
-    notes = []
-    if message.completion_tokens is not None:
-        notes.append(
-            _figures_note(
-                message.completion_tokens,
-                message.time_to_first_token_s,
-                message.tokens_per_second,
-            )
-        )
-    if message.status == "stopped":
-        notes.append(t["stopped"])
-    elif message.status == "failed":
-        notes.append(t["error_reply"].format(error=message.error))
-    elif message.status in ("interrupted", "streaming"):
-        notes.append(t["interrupted"])
-    return _new_row(_reply_markdown(message.content, " · ".join(notes)), t["assistant"])
+    footer = _footer(message.status, "", message.error, message.figures)
+    return _new_row(_reply_markdown(message.content, footer), t["assistant"])
 
 
 def _reply_markdown(text: str, footer: str) -> str:
@@ -496,15 +478,14 @@ def new_chat(state: State) -> None:
 
 def _open(state: State, chat_id: int) -> None:
     ctx = app()
-    chat = ctx.store.get_chat(chat_id)
-    engine = ctx.engine_for_chat(chat.backend, chat.model)
-    session = session_for_chat(engine, chat, config=ctx.config)
+    log = ChatLog.resume(ctx.store, chat_id, ctx.engines)
+    chat = log.chat
     _leave_chat(state)
     tab = _tab(state)
-    tab.session = session
-    tab.chat_log = ChatLog(ctx.store, chat.id, session)
+    tab.session = log.session
+    tab.chat_log = log
     _show_rows(state, [_stored_row(m) for m in chat.messages])
-    _show_settings(state, chat.system_prompt, session.params)
+    _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
 
@@ -788,13 +769,3 @@ def _chat_list(t: Any) -> None:
             id="delete_dialog",
         ):
             tgb.text("{delete_question}")
-
-
-# Generation settings on the page: variable and arrow-key step.
-_SETTINGS = (
-    ("temperature", 0.05),
-    ("top_p", 0.05),
-    ("top_k", 1),
-    ("repeat_penalty", 0.05),
-    ("max_tokens", 64),
-)

@@ -1,109 +1,56 @@
-"""What every page shares: the settings, the one `Engine`, the remote backends, the chat store,
-the preferences and the labels.
+"""What every page shares: the settings, the engines, the chat store, the preferences and the
+labels.
 
 `main.py` builds one `AppContext` and installs it before the pages are created; page callbacks
-reach it with `app()`. Everything per browser tab lives in that tab's Taipy state instead.
+reach it with `app()`. Everything per browser tab lives in that tab's Taipy state, or on the
+server beside it (pages/per_tab.py).
 
-Where new chats are answered is app-wide, like the loaded model: the local llama.cpp engine, or
-a model on one of config.toml's `[[backends]]` (chosen on the models page). A stored chat
-continues where it was written: each (backend, model) pair has its own `RemoteEngine`, made
-without contacting the server (it connects on the first message).
+Where new chats are answered is app-wide, like the loaded model, and decided by
+`llm.engines.Engines`: the local llama.cpp engine, or a model on one of config.toml's
+`[[backends]]` (chosen on the models page); a stored chat continues where it was written.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from taipy.gui import State, get_state_id, invoke_callback
 
-from llm.config import LOCAL_BACKEND, Config
-from llm.engine import Engine
+from llm.config import Config
+from llm.engines import Engines
 from llm.errors import LocalChatError
-from llm.model_files import choose_format
 from llm.preferences import Preferences
-from llm.remote import RemoteEngine
 from llm.session import ChatSession
 from llm.storage import ChatStore
 
 
 @dataclass
 class AppContext:
-    """The app-wide objects. `engine`, `store` and `prefs` are thread-safe."""
+    """The app-wide objects. `engines`, `store` and `prefs` are thread-safe."""
 
     config: Config
-    engine: Engine
+    engines: Engines
     prefs: Preferences
     labels: Mapping[str, str]
     store: ChatStore  # every conversation, in `config.data_dir`
-    # Where new chats are answered: None = the local engine, else a loaded RemoteEngine.
-    active_remote: RemoteEngine | None = None
-    _remotes: dict[tuple[str, str], RemoteEngine] = field(default_factory=dict)
-    _remotes_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def active_engine(self) -> Any:
-        """The engine new chats use (an `Engine` or a `RemoteEngine`)."""
-        return self.active_remote or self.engine
-
-    def remote_engine(self, backend: str, model: str) -> RemoteEngine:
-        """The engine for `model` on the [[backends]] entry `backend` (ConfigError if it is
-        not configured). Made once per pair, without contacting the server."""
-        with self._remotes_lock:
-            key = (backend, model)
-            if key not in self._remotes:
-                self._remotes[key] = RemoteEngine.from_config(self.config, backend, model)
-            return self._remotes[key]
-
-    def engine_for_chat(self, backend: str, model: str) -> Any:
-        """Where a stored chat continues: its own backend and model when that backend is
-        configured; a chat of a backend no longer configured goes to the active engine."""
-        if backend == LOCAL_BACKEND or not model:
-            return self.engine
-        try:
-            return self.remote_engine(backend, model)
-        except LocalChatError:
-            return self.active_engine()
-
-    def use_remote(self, backend: str, model: str) -> RemoteEngine:
-        """Answer new chats with `model` on `backend`; asks the server that it offers it
-        (BackendError otherwise, and nothing changes)."""
-        engine = self.remote_engine(backend, model)
-        engine.load(model)
-        self.active_remote = engine
-        return engine
-
-    def use_local(self) -> None:
-        """Answer new chats with the local engine again."""
-        self.active_remote = None
-
-    def close_remotes(self) -> None:
-        """Close the remote engines' connections (at exit)."""
-        with self._remotes_lock:
-            for engine in self._remotes.values():
-                engine.close()
-
-    def format_choice(self, model_file: str | None) -> str:
-        """The format name chosen for a model: the remembered one, else config's."""
-        remembered = self.prefs.chat_format(model_file) if model_file else None
-        return remembered or self.config.chat_format
-
-    def format_label(self, model_file: str | None) -> str:
-        """The name of the format the loaded model uses, as the pages show it."""
-        loaded = self.engine.loaded
-        if loaded is None:
+    def format_label(self) -> str:
+        """The name of the format the loaded local model uses, as the pages show it."""
+        engine = self.engines.local
+        if engine.loaded is None:
             return ""
         try:
-            fmt = choose_format(self.format_choice(model_file), loaded.info)
+            fmt = engine.chat_format(self.engines.format_choice(engine))
         except LocalChatError as exc:
             return str(exc)
         return self.labels["format_gguf"] if fmt.name == "gguf" else fmt.name
 
     def new_session(self, system_prompt: str | None = None) -> ChatSession:
-        """A fresh conversation with the configured settings, on the active engine."""
+        """A fresh conversation with the configured settings, where new chats go."""
         return ChatSession(
-            self.active_engine(),
+            self.engines.active,
             chat_format=self.config.chat_format,
             system_prompt=self.config.system_prompt if system_prompt is None else system_prompt,
             params=self.config.sampling,
@@ -123,8 +70,9 @@ def load_in_background(
     load models this way; a loaded local model answers new chats."""
 
     def load() -> None:
-        app().engine.load(path, ignore_memory_check=ignore_memory_check)
-        app().use_local()
+        engines = app().engines
+        engines.local.load(path, ignore_memory_check=ignore_memory_check)
+        engines.use_local()
 
     in_background(state, name, load, on_done)
 

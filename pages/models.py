@@ -24,7 +24,7 @@ from llm.config import FORMAT_CHOICES, LOCAL_BACKEND
 from llm.errors import LocalChatError
 from llm.gguf_file import human_size
 from llm.model_files import ModelEntry, choose_format, detect_format, resolve_model, scan_models
-from llm.prompts import FORMATS, render_prompt
+from llm.prompts import render_prompt
 
 from . import chat, hub_panel
 from .context import app, in_background, load_in_background
@@ -100,7 +100,7 @@ def init_state(state: State) -> None:
         (b.name, t["backend_remote"].format(name=b.name, url=b.base_url))
         for b in ctx.config.backends
     ]
-    state.backend_choice = ctx.active_engine().backend_name
+    state.backend_choice = ctx.engines.active.backend_name
     state.remote_models = []
     state.remote_error = ""
     state.remote_busy = False
@@ -115,7 +115,7 @@ def refresh(state: State) -> None:
     ctx = app()
     t = ctx.labels
     entries = scan_models(ctx.config.models_dir)
-    loaded = ctx.engine.loaded
+    loaded = ctx.engines.local.loaded
     loaded_path = loaded.info.path if loaded else None
     state.folder_line = t["models_folder"].format(folder=ctx.config.models_dir)
     state.model_table = _table(entries, loaded_path)
@@ -135,7 +135,7 @@ def refresh(state: State) -> None:
         )
     else:
         state.loaded_line = t["current_none"]
-    remote = ctx.active_remote
+    remote = ctx.engines.active_remote
     if remote is not None and remote.loaded is not None:
         state.active_line = t["active_remote"].format(
             model=remote.loaded.info.id, backend=remote.backend_name
@@ -207,7 +207,7 @@ def _show_format(state: State, entries: list[ModelEntry] | None = None) -> None:
         detected=t["format_gguf"] if detected == "gguf" else detected
     )
     state.format_lov = [("auto", auto_label), *((f, f) for f in FORMAT_CHOICES if f != "auto")]
-    choice = ctx.format_choice(name)
+    choice = ctx.engines.chosen_format(name)
     state.format_choice = choice
     state.format_title = t["format_for"].format(model=name)
     # A model's own template is code from its file and may take up to the sandbox's time
@@ -230,8 +230,7 @@ def _preview(choice: str, info: Any) -> str:
         sample = sample[1:]
     try:
         fmt = choose_format(choice, info)
-        fallback = FORMATS["chatml"] if fmt.source == "gguf" else None
-        rendered = render_prompt(fmt, sample, fallback=fallback)
+        rendered = render_prompt(fmt, sample)
     except LocalChatError as exc:
         return str(exc)
     return rendered.text + "".join(f"\n# {w}" for w in rendered.warnings)
@@ -269,7 +268,7 @@ def change_format(state: State, *_: Any) -> None:
         ctx.prefs.set_chat_format(state.selected_model, state.format_choice)
     except LocalChatError as exc:
         notify(state, "error", str(exc))
-        state.format_choice = ctx.format_choice(state.selected_model)
+        state.format_choice = ctx.engines.chosen_format(state.selected_model)
         return
     _show_format(state)
     fmt = state.format_choice
@@ -286,8 +285,8 @@ def choose_backend(state: State, *_: Any) -> None:
     state.remote_model = ""
     state.remote_busy = False  # a list still on its way for another backend is dropped
     if state.backend_choice == LOCAL_BACKEND:
-        if ctx.active_remote is not None:
-            ctx.use_local()
+        if ctx.engines.active_remote is not None:
+            ctx.engines.use_local()
             state.get_gui().broadcast_callback(refresh_everywhere)
         return
     _ask_for_models(state)
@@ -297,7 +296,7 @@ def _ask_for_models(state: State) -> None:
     ctx = app()
     backend = str(state.backend_choice)
     try:
-        engine = ctx.remote_engine(backend, "")
+        engine = ctx.engines.remote(backend)
     except LocalChatError as exc:
         state.remote_error = str(exc)
         return
@@ -316,7 +315,7 @@ def _models_listed(state: State, backend: str, error: str, models: Any) -> None:
     if not names:
         state.remote_error = app().labels["remote_no_models"].format(backend=backend)
     state.remote_models = names
-    active = app().active_remote
+    active = app().engines.active_remote
     in_use = active.loaded.info.id if active and active.backend_name == backend else ""
     default = app().config.backend(backend).default_model
     first = names[0] if names else ""
@@ -331,7 +330,7 @@ def use_remote_model(state: State) -> None:
         return
     state.remote_busy = True
     state.remote_error = ""
-    in_background(state, backend, lambda: ctx.use_remote(backend, model), _remote_used)
+    in_background(state, backend, lambda: ctx.engines.use_remote(backend, model), _remote_used)
 
 
 def _remote_used(state: State, backend: str, error: str, engine: Any) -> None:

@@ -79,11 +79,11 @@ def _fetch_and_load(gui: Gui, owner: str) -> None:
     error, loaded, failed = "", False, "starter_failed"
     try:
         fetched = fetch_starter(ctx.config.models_dir, on_progress=lambda e: _progress(gui, e))
-        if ctx.engine.loaded is None:  # a model the user loaded meanwhile stays
+        if ctx.engines.local.loaded is None:  # a model the user loaded meanwhile stays
             _show(gui, t["starter_loading"], force=True)
             failed = "starter_load_failed"
-            ctx.engine.load(fetched.path)
-            ctx.use_local()
+            ctx.engines.local.load(fetched.path)
+            ctx.engines.use_local()
             loaded = True
     except Exception as exc:  # whatever happens, the pages must leave the fetching state
         error = t[failed].format(error=str(exc) or type(exc).__name__)

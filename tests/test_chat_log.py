@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import LONG_SCRIPT, REPLY
 
-from llm.chat_log import ChatLog, history_from_messages, session_for_chat
+from llm.chat_log import ChatLog, history_from_messages
 from llm.config import Config, SamplingParams
 from llm.engine import Engine
+from llm.engines import Engines
 from llm.errors import EngineError, PromptError
 from llm.session import ChatSession
 from llm.storage import ChatStore, StoredMessage
@@ -207,11 +208,11 @@ def test_stored_chat_continues_with_its_history_and_settings(
 
     # later, in another process or page: the same chat from the database alone
     config = Config().replace(system_prompt="Not this one")
-    resumed = ChatLog.resume(store, first.chat_id, engine, config=config)
+    resumed = ChatLog.resume(store, first.chat_id, Engines(config), engine=engine)
     assert resumed.session.system_prompt == "Be brief."
     assert resumed.session.params.temperature == 0.1 and resumed.session.params.max_tokens == 64
     assert resumed.session.history == first.session.history
-    assert session_for_chat(engine, stored, config=config).history == first.session.history
+    assert resumed.chat == stored
     third = resumed.ask("And Spain?")
     assert "".join(third) == REPLY
     # the prompt carried both earlier exchanges

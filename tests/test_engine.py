@@ -81,7 +81,7 @@ def test_follow_up_turn_evaluates_only_its_own_message(engine: Engine) -> None:
 def test_reused_tokens_spell_the_same_prompt(scripted_model: Path) -> None:
     import llama_cpp
 
-    from llm.langchain_llm import reuse_held_tokens, tokenize_segments
+    from llm.llama_driver import reuse_held_tokens, tokenize_segments
     from llm.prompts import render_prompt
 
     llama = llama_cpp.Llama(str(scripted_model), vocab_only=True, verbose=False)
@@ -290,8 +290,11 @@ def test_langchain_llm_for_own_chains(scripted_model: Path) -> None:
 
     from llm import load_config, make_langchain_llm
 
-    llm = make_langchain_llm(str(scripted_model), config=load_config(), n_ctx=512)
+    config = load_config().replace(sampling=SamplingParams(temperature=0.3, top_k=7, seed=5))
+    llm = make_langchain_llm(str(scripted_model), config=config, n_ctx=512, top_p=0.5)
     assert llm.n_batch == 512 and llm.rope_freq_base == 0 and llm.verbose is False
+    # The app's sampling settings (one SamplingParams), and the caller's overrides on top.
+    assert (llm.temperature, llm.top_k, llm.seed, llm.top_p) == (0.3, 7, 5, 0.5)
     chain = PromptTemplate.from_template("<|user|>\n{question}</s>\n<|assistant|>\n") | llm
     assert chain.invoke({"question": "Capital of France?"}) == REPLY
     assert "".join(chain.stream({"question": "Again?"})) == REPLY

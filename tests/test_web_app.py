@@ -288,7 +288,7 @@ def test_a_message_gets_the_reply_with_its_figures(page: Page, shots: Path) -> N
     expect(bubbles(page, "sent").last).to_have_text("What is the capital of France?")
     text = wait_for_reply_end(page)
     assert text.startswith(REPLY)
-    assert re.search(r"7 tokens · first token \d+\.\d\d s · \d+\.\d tokens/s", text), text
+    assert re.search(r"first token \d+\.\d\d s · 7 tokens at \d+\.\d tokens/s", text), text
     expect(chat_input(page)).to_have_value("")
     expect(chat_input(page)).to_be_focused()  # ready for the next message
     # A second turn goes on in the same conversation.

@@ -108,5 +108,5 @@ def test_korean_pages_load_a_model_and_chat(page: Page, request: pytest.FixtureR
     send_message(page, "프랑스의 수도는 어디인가요?")
     text = wait_for_reply_end(page, marker="초당")
     assert text.startswith(REPLY)
-    assert re.search(r"토큰 7개 · 첫 토큰 \d+\.\d\d초 · 초당 \d+\.\d 토큰", text), text
+    assert re.search(r"첫 토큰 \d+\.\d\d초 · 토큰 7개 · 초당 \d+\.\d 토큰", text), text
     page.screenshot(path=shots / "chat-ko.png")

@@ -1,4 +1,6 @@
-"""The one module that touches LangChain and llama-cpp-python: `LocalLlamaCpp` and tokenization.
+"""The llama.cpp driver: a token-level loop over llama-cpp-python behind LangChain's `LlamaCpp`
+interface (`LocalLlamaCpp`), and the tokenization that keeps typed text plain. The one module
+that touches LangChain's llama.cpp class and llama-cpp-python.
 
 `LocalLlamaCpp` is LangChain's `LlamaCpp` with safe defaults and a streaming path that
 (1) accepts a prompt already split into template text and message text, so text a user
@@ -9,6 +11,7 @@ UTF-8 byte cannot hold back the rest of a reply.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import re
 import time
@@ -26,6 +29,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 from pydantic import PrivateAttr
 
+from .config import SamplingParams
 from .prompts import Segment
 
 
@@ -42,34 +46,30 @@ def make_llamacpp(
     n_ctx: int,
     n_threads: int = 0,
     n_batch: int = 512,
-    temperature: float = 0.7,
-    top_p: float = 0.95,
-    top_k: int = 40,
-    repeat_penalty: float = 1.1,
-    max_tokens: int = 512,
-    seed: int = -1,
+    sampling: SamplingParams | None = None,
     stop: Sequence[str] = (),
+    **settings: Any,
 ) -> LocalLlamaCpp:
-    """A LangChain LLM for a GGUF file with every LlamaCpp default that hurts set explicitly."""
-    return LocalLlamaCpp(
-        model_path=model_path,
-        n_ctx=n_ctx,
-        n_batch=n_batch,
-        n_threads=n_threads or physical_cores(),
-        n_gpu_layers=0,
+    """A LangChain LLM for a GGUF file with every LlamaCpp default that hurts set explicitly.
+
+    `sampling` fills the sampling fields LlamaCpp has (`min_p` goes per call, see
+    `LocalLlamaCpp`); `settings` override any LlamaCpp field."""
+    fixed = {
+        "model_path": model_path,
+        "n_ctx": n_ctx,
+        "n_batch": n_batch,
+        "n_threads": n_threads or physical_cores(),
+        "n_gpu_layers": 0,
         # 0 keeps the RoPE values stored in the file (LlamaCpp would force 10000 / 1).
-        rope_freq_base=0,
-        rope_freq_scale=0,
-        verbose=False,
-        streaming=True,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        repeat_penalty=repeat_penalty,
-        max_tokens=max_tokens,
-        seed=seed,
-        stop=list(stop),
-    )
+        "rope_freq_base": 0,
+        "rope_freq_scale": 0,
+        "verbose": False,
+        "streaming": True,
+        "stop": list(stop),
+    }
+    values = dataclasses.asdict(sampling or SamplingParams())
+    own_sampling = {k: v for k, v in values.items() if k in LlamaCpp.model_fields}
+    return LocalLlamaCpp(**{**fixed, **own_sampling, **settings})
 
 
 class _Vocab:
