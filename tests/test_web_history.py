@@ -42,7 +42,7 @@ pytestmark = pytest.mark.timeout(180)
 
 FAST, SLOW, HTML = "tinyllama-scripted.gguf", "slow-scripted.gguf", "html-scripted.gguf"
 SLOW_SCRIPT = [f" w{i}" for i in range(100)]
-SLOW_TOKENS = 40  # the slow app's max_tokens: replies of a few seconds
+SLOW_TOKENS = 100  # the slow app's max_tokens: replies of a few seconds (all of SLOW_SCRIPT)
 SLOW_REPLY = "".join(SLOW_SCRIPT[:SLOW_TOKENS]).strip()
 # A reply that would run script in the page if it were rendered as HTML.
 HTML_SCRIPT = [
