@@ -62,11 +62,12 @@ def _start_model(folder: Path, *flags: str) -> str | None:
     import main
 
     args, _ = main.parse_args(["--models-dir", str(folder), *flags])
-    _config, engine, _prefs, store = main._startup(args)
+    _config, engines, _prefs, store = main._startup(args)
     try:
-        return engine.loaded.info.file_name if engine.loaded else None
+        loaded = engines.local.loaded
+        return loaded.info.file_name if loaded else None
     finally:
-        engine.close()
+        engines.close()
         store.close()
 
 
