@@ -1,11 +1,11 @@
 """Start LocalChat's web app: `python main.py [--host H] [--port P] [--models-dir D] [--model M]
 [--starter]`.
 
-Wiring only: settings from config.toml (flags override them), one `Engine` for the whole app,
-the pages from `pages/`, and Taipy's server. Errors in the settings print one line and exit 2.
-The model loaded at start is the one named, else config's default, else the folder's only
-model; `--starter` (what `make run` passes) first fetches the starter model into an empty
-models folder, so a fresh machine starts ready to chat.
+Wiring only: settings from config.toml (flags override them), the engines and the chat store
+(`llm/`), the server (`web/`) and the pages (`pages/`), run by Taipy. Errors in the settings
+print one line and exit 2. The model loaded at start is the one named, else config's default,
+else the folder's only model; `--starter` (what `make run` passes) first fetches the starter
+model into an empty models folder, so a fresh machine starts ready to chat.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from llm.config import Config, load_config
 from llm.engines import Engines
 from llm.errors import LocalChatError
-from llm.model_files import model_paths, model_to_use, resolve_model
+from llm.model_files import model_to_use, models_folder_empty, resolve_model
 from llm.preferences import Preferences
 from llm.storage import ChatStore
-from pages.access import allowed_host_names, check_listen_address, make_server
+from web.access import check_listen_address
 
 EXIT_USAGE = 2
 
@@ -54,7 +54,7 @@ def _get_starter(config: Config) -> None:
     page then offers it again, with the Hugging Face model)."""
     from llm.starter import fetch_starter_saying_so
 
-    if next(model_paths(config.models_dir), None) is not None:
+    if not models_folder_empty(config.models_dir):
         return  # the user's models folder: left alone
     print(f"The models folder {config.models_dir} is empty.", file=sys.stderr)
     try:
@@ -109,84 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from taipy.gui import Gui
 
     import pages
-    from pages.context import AppContext, install
     from pages.i18n import labels
-    from pages.live import add_live_route
-    from pages.local_only import FAVICON, add_local_only_policy
-    from pages.page_scripts import add_page_scripts
-    from pages.taipy_state import install as speed_up_state
-    from pages.uploads import add_upload_guard
-    from pages.uploads import configure as configure_uploads
+    from web.context import AppContext, install
+    from web.server import make_server, run_settings
 
-    context = AppContext(
-        config=config, engines=engines, prefs=prefs, labels=labels(config.language), store=store
-    )
+    context = AppContext(config, engines, prefs, labels(config.language), store)
     install(context)
-    speed_up_state()  # state reads and writes without inspect.stack() (see pages/taipy_state.py)
-    server = make_server(
-        "LocalChat",
-        access_token=config.access_token,
-        title=config.title,
-        allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),
-    )
-    upload_folder = configure_uploads(config.data_dir, config.max_upload_mb * 1024 * 1024)
-    add_upload_guard(server)  # size limit; only the uploading tab reads its file
-    add_page_scripts(server)  # one state per browser tab; the input keeps the focus
-    add_live_route(server)  # replies stream to the page beside Taipy's state
-    add_local_only_policy(server)  # the pages load nothing from other sites
-    gui = Gui(pages=pages.create_pages(), flask=server)  # made here: Taipy finds main.css
-    gui.on_init = pages.on_init
-    gui.on_page_load = pages.on_page_load
-    gui.on_exception = pages.on_exception
+    gui = Gui(pages=pages.create_pages(), flask=make_server(config))  # here: Taipy finds main.css
+    context.gui = gui
+    pages.install(gui)
     # SIGTERM (service managers, tests) ends the app like Ctrl+C, so the worker is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        gui.run(
-            title=config.title,
-            host=config.host,
-            port=config.port,
-            dark_mode=config.dark_mode,
-            # Threads, not gevent: updates pushed from the reply thread reach the browser
-            # at once (under gevent they wait for the next websocket ping, ~5 s).
-            async_mode="threading",
-            allow_unsafe_werkzeug=True,
-            use_reloader=False,  # the reloader would run this file (and load the model) twice
-            run_browser=sys.stdin.isatty() and sys.stdout.isatty(),
-            watermark="",
-            upload_folder=str(upload_folder),
-            favicon=FAVICON,
-            server_config={
-                # Taipy lets any web site's scripts talk to the app (CORS "*"); allow only
-                # pages the app itself served.
-                "cors": False,
-                "socketio": {
-                    "cors_allowed_origins": None,
-                    # Flask-SocketIO 5.4's session handling fails on Flask 3.1.3 ("property
-                    # 'session' of 'RequestContext' object has no setter"); Taipy needs none.
-                    "manage_session": False,
-                    # Engine.IO drops the connection on a message over 1 MB (its default), so
-                    # a long paste would vanish without a word; this carries the longest
-                    # message a chat accepts (llm.session.MAX_MESSAGE_CHARS), which is then
-                    # refused with a message if it cannot fit.
-                    "max_http_buffer_size": 16 * 1024 * 1024,
-                },
-            },
-            stylekit={
-                "color_primary": "#ff462b",
-                "color_secondary": "#7c5cff",
-                "color_background_dark": "#0d0714",
-                "color_paper_dark": "#1b1226",
-                "color_background_light": "#f7f4f9",
-                "color_paper_light": "#ffffff",
-                "font_family": "Lato, 'Noto Sans KR', 'Noto Sans CJK KR', Arial, sans-serif",
-            },
-        )
+        gui.run(**run_settings(config))
     finally:
-        from pages import hub_panel
-
-        hub_panel.close_queue()  # a running download stops cleanly; its partial file resumes
-        engines.close()
-        store.close()
+        context.close()
     return 0
 
 

@@ -7,7 +7,7 @@ How a token's trip to the screen is timed, with one clock (the machine's wall cl
   every change of the reply on screen, its text and the time, and the time of the next
   animation frame after it, i.e. when that text can first be painted. The reply being written
   is the `#live_reply` element under the conversation (the app streams it token by token,
-  see pages/live.py); the finished reply then moves into a new assistant bubble of the
+  see web/live.py); the finished reply then moves into a new assistant bubble of the
   `#chat` control (its last tokens may only ever be shown there). The time of the Enter
   keydown in the `#message` input is recorded the same way.
 - Page times (`performance.timeOrigin + performance.now()`) are put on the wall clock with an
@@ -292,7 +292,7 @@ class BrowserPath:
     def new(self, conversation: int) -> None:
         self.page.locator("#new_chat").click()
         # A function, not an expression: Playwright evaluates a polled expression with eval(),
-        # which the app's Content-Security-Policy forbids (pages/local_only.py).
+        # which the app's Content-Security-Policy forbids (web/local_only.py).
         self.page.wait_for_function(
             "() => document.querySelectorAll('#chat .taipy-chat-received').length === 0"
         )

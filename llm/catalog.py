@@ -7,6 +7,7 @@ is file size plus the f16 KV cache at the default context (see the comment in th
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,12 @@ def _field(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise CatalogError(f"{where}: {key} = {value!r} must be {kind.__name__}")
     return value
+
+
+@functools.cache
+def default_catalog() -> Catalog:
+    """llm/catalog.toml, read once per process."""
+    return load_catalog()
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

@@ -63,6 +63,11 @@ def model_paths(models_dir: str | Path) -> Iterator[Path]:
             yield path
 
 
+def models_folder_empty(models_dir: str | Path) -> bool:
+    """True when the folder holds no model (the pages then offer a first one)."""
+    return next(model_paths(models_dir), None) is None
+
+
 def scan_models(models_dir: str | Path) -> list[ModelEntry]:
     """Every model in `models_dir` (see `model_paths`); unreadable ones included with their
     error so the user sees why."""

@@ -15,15 +15,14 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import PromptError
+from .template_render import render_segments
+from .template_sandbox import render_segments_limited
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 ROLES = ("system", "user", "assistant")
@@ -153,56 +152,8 @@ def load_messages(path: str | Path) -> list[Message]:
     return validate_messages(data)
 
 
-def _raise_exception(message: str) -> None:
-    raise jinja2.TemplateError(message)
-
-
-@cache
-def _compile(template: str) -> jinja2.Template:
-    # As transformers renders chat templates (apply_chat_template).
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    return env.from_string(template)
-
-
-def _placeholder(i: int) -> str:
-    # Private-use characters: never produced by a template, unlikely in user text.
-    return f"\ue000{i}\ue001"
-
-
-_PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
-
-
-def render_segments(
-    template_text: str, bos_token: str, eos_token: str, messages: Sequence[Message]
-) -> list[tuple[str, bool]]:
-    """Render with content swapped for placeholders, then split template text from content:
-    (text, is_content) pairs. Plain values in and out, so a helper process can run it."""
-    template = _compile(template_text)
-    variables = {"bos_token": bos_token, "eos_token": eos_token, "add_generation_prompt": True}
-    marked = [{"role": m["role"], "content": _placeholder(i)} for i, m in enumerate(messages)]
-    skeleton = template.render(messages=marked, **variables)
-    real = template.render(messages=[dict(m) for m in messages], **variables)
-    segments: list[tuple[str, bool]] = []
-    position = 0
-    for match in _PLACEHOLDER_RE.finditer(skeleton):
-        if match.start() > position:
-            segments.append((skeleton[position : match.start()], False))
-        segments.append((messages[int(match.group(1))]["content"], True))
-        position = match.end()
-    if position < len(skeleton):
-        segments.append((skeleton[position:], False))
-    if "".join(text for text, _ in segments) != real:
-        # The template transforms message text in a way placeholders cannot follow.
-        raise jinja2.TemplateError("template changes message text; cannot separate it safely")
-    return [(text, is_content) for text, is_content in segments if text]
-
-
 def _render_jinja(fmt: ChatFormat, messages: Sequence[Message]) -> list[Segment]:
     if fmt.untrusted:
-        from .template_sandbox import render_segments_limited
-
         pairs = render_segments_limited(fmt.template, fmt.bos_token, fmt.eos_token, messages)
     else:
         pairs = render_segments(fmt.template, fmt.bos_token, fmt.eos_token, messages)

@@ -136,7 +136,7 @@ def close() -> None:
 
 
 def _answer(request: dict[str, Any]) -> tuple[str, Any]:
-    from .prompts import render_segments
+    from .template_render import render_segments
 
     segments = render_segments(
         request["template"], request["bos_token"], request["eos_token"], request["messages"]

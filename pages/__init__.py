@@ -1,25 +1,44 @@
-"""LocalChat's Taipy pages: the root page (navbar, theme toggle), `chat` and `models`.
+"""LocalChat's Taipy pages: the root page (navbar, theme toggle), `chat` and `models`, and the two
+pages shown inside them: `downloads` ("Get models", in the models page) and `first_model` (the
+offers of a first model, in both when the models folder is empty).
 
 Each page module holds its variables, its callbacks and a `build_page()` that lays it out with
-the Taipy page builder. This package holds only the app-wide callbacks that dispatch to them.
+the Taipy page builder; pages never import each other: what one changes for the others goes
+through `refresh`, what several do (load or download a model) is in `model_actions`. This
+package holds only the app-wide callbacks that dispatch to them.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 
 import taipy.gui.builder as tgb
-from taipy.gui import Page, State, notify
+from taipy.gui import Gui, Page, State, notify
 
-from . import chat, models
-from .context import app
+from web.context import app
+
+from . import chat, downloads, first_model, model_actions, models
 
 _FRAME = inspect.currentframe()
+_PAGES = (chat, models, downloads, first_model)
 
 
 def create_pages() -> dict[str, Page]:
     """All pages, labelled in the configured language ("/" wraps the others)."""
-    return {"/": _root_page(), "chat": chat.build_page(), "models": models.build_page()}
+    pages: dict[str, Page] = {"/": _root_page()}
+    for page in _PAGES:
+        pages[page.__name__.rsplit(".", 1)[-1]] = page.build_page()
+    return pages
+
+
+def install(gui: Gui) -> None:
+    """Give `gui` the pages' app-wide callbacks, and show the download queue in every tab."""
+    gui.on_init = on_init
+    gui.on_page_load = on_page_load
+    gui.on_exception = on_exception
+    downloads.watch(gui)
+    model_actions.watch_downloads(gui)
 
 
 def _root_page() -> tgb.Page:
@@ -38,8 +57,8 @@ def _root_page() -> tgb.Page:
 
 def on_init(state: State) -> None:
     """A new browser tab: its own conversation and page data."""
-    chat.init_state(state)
-    models.init_state(state)
+    for page in _PAGES:
+        page.init_state(state)
 
 
 def on_page_load(state: State, page_name: str) -> None:
@@ -51,5 +70,7 @@ def on_page_load(state: State, page_name: str) -> None:
 
 
 def on_exception(state: State, function_name: str, exc: Exception) -> None:
-    """An unexpected error in a callback: tell the user instead of failing silently."""
+    """An unexpected error in a callback: tell the user instead of failing silently (and the
+    log, for whoever runs the app)."""
+    print(f"error in {function_name}: {type(exc).__name__}: {exc}", file=sys.stderr)
     notify(state, "error", f"{function_name}: {exc}")

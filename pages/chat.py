@@ -42,14 +42,12 @@ from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat, StoredMessage
+from web.context import app
+from web.live import LiveText, open_live
+from web.per_tab import PerTab
+from web.uploads import UploadError, take_upload
 
-from . import hub_panel, starter_offer
-from .context import app, load_in_background
-from .hub_panel import download_recommended
-from .live import LiveText, open_live
-from .per_tab import PerTab
-from .starter_offer import get_starter
-from .uploads import UploadError, take_upload
+from . import model_actions, refresh
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
@@ -58,13 +56,11 @@ READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page cha
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 messages: list[list[str]] = []  # the chat control's rows: [id, markdown text, sender]
 live_text = ""  # "…" or the queue position while a reply is under way ("" when none)
-live_key = ""  # the key of the running reply's text stream (see pages/live.py)
+live_key = ""  # the key of the running reply's text stream (see web/live.py)
 live_question = ""  # the message being answered, shown until the exchange joins the rows
 draft = ""  # the message input
 busy = False
 has_model = False
-models_empty = False  # no model in the models folder: offer the starter and recommended ones
-starter_line = ""  # the starter model's fetch, while it runs (pages/starter_offer.py)
 model_line = ""
 system_prompt = ""
 # The generation settings: every sampling field the library gives an arrow-key step, each a
@@ -94,7 +90,7 @@ _row_ids = itertools.count(1)
 
 @dataclass
 class _Tab:
-    """What the server keeps for one tab (see pages/per_tab.py): the objects a reply runs on
+    """What the server keeps for one tab (see web/per_tab.py): the objects a reply runs on
     and the facts that guard them, which page variables only show."""
 
     session: ChatSession
@@ -134,7 +130,6 @@ def init_state(state: State) -> None:
     state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
-    state.starter_line = starter_offer.progress_line()
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
@@ -160,6 +155,9 @@ def refresh_model(state: State) -> None:
     refresh_chats(state)
 
 
+refresh.subscribe(refresh.MODELS, refresh_model)
+
+
 def _tab_engine(state: State) -> Any:
     """The engine this tab's replies come from: a chat not stored yet goes where new chats go
     (the models page chooses); a stored one continues on its own backend."""
@@ -174,7 +172,6 @@ def _show_model(state: State) -> None:
     ctx = app()
     t = ctx.labels
     engine = _tab_engine(state)
-    state.models_empty = hub_panel.models_folder_empty()
     if engine.backend_name != LOCAL_BACKEND:  # a server: it connects on the next message
         state.has_model = True
         state.model_line = t["model_line_remote"].format(
@@ -608,28 +605,15 @@ def import_chat(state: State) -> None:
 
 def load_chat_model(state: State) -> None:
     """The offer's button: load the model the open chat was written with, in a thread."""
-    ctx = app()
     name = str(state.chat_model or "")
     if state.model_loading or not name:
         return
-    try:
-        path = resolve_model(name, ctx.config.models_dir, allow_paths=False)
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
-    state.model_loading = True
-    load_in_background(state, name, str(path), _load_done)
+    if model_actions.load_model(state, name, _load_done):
+        state.model_loading = True
 
 
-def _load_done(state: State, name: str, error: str, _result: object = None) -> None:
+def _load_done(state: State, name: str, error: str) -> None:
     state.model_loading = False
-    if error:
-        notify(state, "error", error)
-        return
-    notify(state, "success", app().labels["loaded"].format(model=name))
-    from . import models  # imported here: the models page imports this one
-
-    state.get_gui().broadcast_callback(models.refresh_everywhere)  # every tab shows it
 
 
 def open_models(state: State) -> None:
@@ -651,15 +635,9 @@ def build_page() -> tgb.Page:
                 with tgb.part(class_name="lc-model-bar"):
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
-                    with tgb.part(render="{starter_line != ''}", id="starter_progress"):
-                        tgb.text("{starter_line}", class_name="lc-starter-line")
                     with tgb.part(render="{not has_model}"):
                         tgb.button(t["open_models"], id="open_models", on_action=open_models)
-                        hub_panel.first_model_offer(
-                            "{models_empty and starter_line == ''}",
-                            on_action=download_recommended,
-                            on_starter=get_starter,
-                        )
+                        tgb.part(page="first_model")
                     with tgb.part(render="{offer_line != ''}", id="chat_model_offer"):
                         tgb.text("{offer_line}", mode="md")
                         with tgb.part(render="{offer_label != ''}"):
@@ -690,7 +668,7 @@ def build_page() -> tgb.Page:
                 with tgb.part(render="{live_text != ''}", id="live_reply", class_name="lc-live"):
                     with tgb.part(class_name="lc-live-status"):
                         tgb.text("{live_text}", mode="md")
-                    # Filled by pages/live.py's script, never by a page variable.
+                    # Filled by web/live.py's script, never by a page variable.
                     tgb.part(id="live_stream", class_name="lc-live-stream")
                 tgb.text("{live_key}", id="live_key", class_name="lc-hidden")
             # Enter sends, Shift+Enter starts a new line.

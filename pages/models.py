@@ -9,6 +9,9 @@ model (remembered in the preferences file), with the exact prompt it produces.
 The backend selector switches between llama.cpp on this computer and config.toml's
 `[[backends]]` servers: choosing a server lists its models (its /v1/models, asked in a thread);
 "Use this model" makes it answer new chats, as loading a local model does.
+
+The "Get models" page (pages/downloads.py) and, for an empty folder, the first-model offers
+(pages/first_model.py) are shown inside it.
 """
 
 from __future__ import annotations
@@ -25,24 +28,10 @@ from llm.errors import LocalChatError
 from llm.gguf_file import human_size
 from llm.model_files import ModelEntry, choose_format, detect_format, resolve_model, scan_models
 from llm.prompts import render_prompt
+from web.context import app, in_background
+from web.per_tab import PerTab
 
-from . import chat, hub_panel
-from .context import app, in_background, load_in_background
-
-# The "Get models" panel's callbacks: Taipy finds a page's callbacks by name in its module.
-from .hub_panel import (  # noqa: F401
-    hub_cancel_confirm,
-    hub_cancel_download,
-    hub_download,
-    hub_download_anyway,
-    hub_fit_class,
-    hub_offer,
-    hub_pick_file,
-    hub_pick_repo,
-    hub_search,
-)
-from .per_tab import PerTab
-from .starter_offer import get_starter_from_models
+from . import model_actions, refresh
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 backend_choice = LOCAL_BACKEND  # the backend whose models this tab shows
@@ -66,27 +55,6 @@ format_choice = "auto"
 format_lov: list[tuple[str, str]] = []
 format_title = ""
 prompt_preview = ""
-# The "Get models" panel's variables (its callbacks are in pages/hub_panel.py).
-machine_line = ""
-catalog_table: Any = pd.DataFrame()
-hub_query = ""
-hub_results: Any = pd.DataFrame()
-has_results = False
-results_line = ""
-hub_files: Any = pd.DataFrame()
-has_files = False
-files_line = ""
-chosen_repo = ""
-chosen_file = ""
-chosen_fit = ""  # fits | tight | does_not_fit | no_disk
-chosen_line = ""
-confirm_big = False
-hub_error = ""
-dl_count = 0  # download slots in use (see hub_panel.SLOTS)
-dl_title: list[str] = [""] * hub_panel.SLOTS
-dl_pct: list[float] = [0.0] * hub_panel.SLOTS
-dl_line: list[str] = [""] * hub_panel.SLOTS
-dl_open: list[bool] = [False] * hub_panel.SLOTS
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _table_names = PerTab(list)  # the file name of each row of this tab's table (a click: an index)
@@ -104,13 +72,12 @@ def init_state(state: State) -> None:
     state.remote_models = []
     state.remote_error = ""
     state.remote_busy = False
-    refresh(state)
-    hub_panel.init_state(state)
+    refresh_page(state)
     if state.backend_choice != LOCAL_BACKEND:
         _ask_for_models(state)
 
 
-def refresh(state: State) -> None:
+def refresh_page(state: State) -> None:
     """Rescan the folder and redraw everything (after a load, a rescan, a format change)."""
     ctx = app()
     t = ctx.labels
@@ -256,7 +223,8 @@ def pick_row(state: State, var_name: str, payload: dict[str, Any]) -> None:
 
 
 def rescan(state: State) -> None:
-    refresh(state)
+    """Rescan button: files put in the folder by hand show up (in this tab's pages)."""
+    refresh.publish(state, refresh.MODELS)
 
 
 def change_format(state: State, *_: Any) -> None:
@@ -273,7 +241,7 @@ def change_format(state: State, *_: Any) -> None:
     _show_format(state)
     fmt = state.format_choice
     notify(state, "info", ctx.labels["format_saved"].format(model=state.selected_model, format=fmt))
-    state.get_gui().broadcast_callback(refresh_everywhere)
+    refresh.publish_everywhere(state.get_gui(), refresh.MODELS)
 
 
 def choose_backend(state: State, *_: Any) -> None:
@@ -287,7 +255,7 @@ def choose_backend(state: State, *_: Any) -> None:
     if state.backend_choice == LOCAL_BACKEND:
         if ctx.engines.active_remote is not None:
             ctx.engines.use_local()
-            state.get_gui().broadcast_callback(refresh_everywhere)
+            refresh.publish_everywhere(state.get_gui(), refresh.MODELS)
         return
     _ask_for_models(state)
 
@@ -342,25 +310,19 @@ def _remote_used(state: State, backend: str, error: str, engine: Any) -> None:
     model = engine.loaded.info.id
     # Notifications are plain text: the Markdown line of the page would show its asterisks.
     notify(state, "success", app().labels["remote_used"].format(model=model, backend=backend))
-    state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows it
+    refresh.publish_everywhere(state.get_gui(), refresh.MODELS)  # every tab shows it
 
 
 def load_model(state: State) -> None:
     """Load button: load the selected model in a thread; the page shows it is loading."""
-    ctx = app()
-    name = state.selected_model
+    name = str(state.selected_model or "")
     if state.loading or not name:
         return
-    try:
-        path = resolve_model(name, ctx.config.models_dir, allow_paths=False)
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
-    state.loading = True
-    state.load_error = ""
-    state.loading_line = ctx.labels["loading"].format(model=name)
     ignore = bool(state.ignore_memory)
-    load_in_background(state, name, str(path), _load_done, ignore_memory_check=ignore)
+    if model_actions.load_model(state, name, _load_done, ignore_memory_check=ignore):
+        state.loading = True
+        state.load_error = ""
+        state.loading_line = app().labels["loading"].format(model=name)
 
 
 def memory_override_changed(state: State) -> None:
@@ -369,24 +331,25 @@ def memory_override_changed(state: State) -> None:
         state.load_error = ""
 
 
-def _load_done(state: State, name: str, error: str, _result: object = None) -> None:
-    t = app().labels
+def _load_done(state: State, name: str, error: str) -> None:
     state.loading = False
     state.loading_line = ""
     if error:
-        state.load_error = t["load_failed"].format(error=error)
-        notify(state, "error", error)
-        refresh(state)
+        state.load_error = app().labels["load_failed"].format(error=error)
+        refresh_page(state)
     else:
-        notify(state, "success", t["loaded"].format(model=name))
         state.backend_choice = LOCAL_BACKEND
-        state.get_gui().broadcast_callback(refresh_everywhere)  # every tab shows the new model
 
 
-def refresh_everywhere(state: State) -> None:
-    """Broadcast target: redraw what depends on the loaded model in one tab."""
-    refresh(state)
-    chat.refresh_model(state)
+def _model_added(state: State, file_name: str) -> None:
+    """This tab asked for the model that was just downloaded: select it for Load."""
+    if file_name in _table_names(state):
+        state.selected_model = file_name
+        _show_format(state)
+
+
+refresh.subscribe(refresh.MODELS, refresh_page)
+refresh.subscribe(refresh.MODEL_ADDED, _model_added)
 
 
 def _row_class(state: State, index: int, row: Any) -> str:
@@ -400,7 +363,7 @@ def _row_class(state: State, index: int, row: Any) -> str:
 def build_page() -> tgb.Page:
     """The models page, labelled in the configured language."""
     t = app().labels
-    with tgb.Page(frame=_FRAME, style=hub_panel.STYLE) as page:
+    with tgb.Page(frame=_FRAME) as page:
         _backend_card(t)
         with tgb.layout("1fr auto", class_name="lc-folder-bar"):
             with tgb.part(id="models_folder"):  # markdown text drops its own id
@@ -408,9 +371,7 @@ def build_page() -> tgb.Page:
             tgb.button(t["rescan"], id="rescan", on_action=rescan)
         with tgb.part(render="{not has_models}"):
             tgb.text(t["no_models"], id="no_models")
-            hub_panel.first_model_offer(
-                True, on_action=hub_panel.hub_offer, on_starter=get_starter_from_models
-            )
+            tgb.part(page="first_model")
         with tgb.part(render="{has_models}"):
             tgb.table(
                 "{model_table}",
@@ -466,7 +427,7 @@ def build_page() -> tgb.Page:
                 tgb.text(
                     "{prompt_preview}", mode="pre", id="prompt_preview", class_name="lc-preview"
                 )
-        hub_panel.build_section()
+        tgb.part(page="downloads")
     return page
 
 

@@ -182,7 +182,7 @@ def screenshots_dir(request: pytest.FixtureRequest) -> Path:
 
 
 # Blocks of the app's Content-Security-Policy expected on every load: Taipy's Lato font from
-# Google and MathJax from cdnjs (pages/local_only.py). Anything else it blocks is a defect.
+# Google and MathJax from cdnjs (web/local_only.py). Anything else it blocks is a defect.
 # (Playwright's wait_for_function must be given a function: a polled expression uses eval.)
 _EXPECTED_BLOCKS = ("https://fonts.googleapis.com/", "https://cdnjs.cloudflare.com/")
 _violations: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()

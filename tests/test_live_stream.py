@@ -1,4 +1,4 @@
-"""The reply text stream (`pages/live.py`) over real HTTP through Flask's test client: what a
+"""The reply text stream (`web/live.py`) over real HTTP through Flask's test client: what a
 tab's EventSource receives while a reply grows, and that only a known key is served."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import NamedTuple
 import pytest
 from flask import Flask
 
-from pages import live as live_module
-from pages.live import LiveText, add_live_route, open_live
+from web import live as live_module
+from web.live import LiveText, add_live_route, open_live
 
 
 def _events(body: str) -> list[tuple[str, str]]:

@@ -216,7 +216,7 @@ def test_a_hostile_gguf_template_is_stopped_at_its_limit_and_falls_back(kind: st
 def test_a_gguf_template_renders_in_its_helper_exactly_as_in_process() -> None:
     """A template from a file goes through the helper process, with the same result (and
     the same text/content split) as rendering it here; a normal render is cheap."""
-    from llm.prompts import render_segments
+    from llm.template_render import render_segments
 
     template = OFFICIAL["zephyr"].replace("<|user|>", "<|usr|>")  # not a built-in any more
     fmt = format_from_gguf(template, "<s>", "</s>")

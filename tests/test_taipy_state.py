@@ -1,4 +1,4 @@
-"""pages/taipy_state.py: the faster `_set_context` picks the same module context as Taipy's own,
+"""web/taipy_state.py: the faster `_set_context` picks the same module context as Taipy's own,
 and is only installed over the Taipy source it was written for."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from taipy.gui.state import _GuiState
 
-from pages import taipy_state
+from web import taipy_state
 
 
 class _Contexts:

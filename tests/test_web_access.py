@@ -22,7 +22,7 @@ from browser import (
 )
 from conftest import REPLY
 
-from pages.access import is_loopback
+from web.access import is_loopback
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"

@@ -522,7 +522,7 @@ def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
     spread_s = (partial[-1]["at"] - partial[0]["at"]) / 1000
     assert spread_s > 0.5, f"updates came all at once ({spread_s:.2f} s apart)"
     rate = len(partial) / max(spread_s, 1e-3)
-    # Coalesced to at most one event every 0.1 s (pages/live.py); a frame may show two.
+    # Coalesced to at most one event every 0.1 s (web/live.py); a frame may show two.
     assert 2 <= rate <= 20, f"{rate:.1f} updates/s"
 
 

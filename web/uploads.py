@@ -64,13 +64,13 @@ _uploads = _Uploads()
 
 
 def upload_folder() -> Path:
-    """The folder uploads are written to (set by `configure`)."""
+    """The folder uploads are written to (set by `configure_uploads`)."""
     if _uploads.folder is None:
-        raise RuntimeError("pages.uploads.configure() was not called")
+        raise RuntimeError("web.uploads.configure_uploads() was not called")
     return _uploads.folder
 
 
-def configure(data_dir: str | Path, max_bytes: int) -> Path:
+def configure_uploads(data_dir: str | Path, max_bytes: int) -> Path:
     """Use `<data_dir>/uploads` for uploads (emptied: leftovers of an earlier run go) and
     refuse files over `max_bytes`. Returns the folder, for Taipy's `upload_folder`."""
     folder = Path(data_dir).resolve() / "uploads"

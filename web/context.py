@@ -1,9 +1,9 @@
-"""What every page shares: the settings, the engines, the chat store, the preferences and the
-labels.
+"""What every page shares: the settings, the engines, the chat store, the download queue, the
+preferences and the labels; and running a page's slow work in a thread.
 
 `main.py` builds one `AppContext` and installs it before the pages are created; page callbacks
 reach it with `app()`. Everything per browser tab lives in that tab's Taipy state, or on the
-server beside it (pages/per_tab.py).
+server beside it (web/per_tab.py). `close()` stops the downloads, the engines and the store.
 
 Where new chats are answered is app-wide, like the loaded model, and decided by
 `llm.engines.Engines`: the local llama.cpp engine, or a model on one of config.toml's
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from taipy.gui import State, get_state_id, invoke_callback
+from taipy.gui import Gui, State, get_state_id, invoke_callback
 
 from llm.config import Config
 from llm.engines import Engines
 from llm.errors import LocalChatError
+from llm.hub import DownloadQueue
 from llm.preferences import Preferences
 from llm.session import ChatSession
 from llm.storage import ChatStore
@@ -28,13 +30,19 @@ from llm.storage import ChatStore
 
 @dataclass
 class AppContext:
-    """The app-wide objects. `engines`, `store` and `prefs` are thread-safe."""
+    """The app-wide objects. `engines`, `store`, `downloads` and `prefs` are thread-safe."""
 
     config: Config
     engines: Engines
     prefs: Preferences
     labels: Mapping[str, str]
     store: ChatStore  # every conversation, in `config.data_dir`
+    # Downloads from the Hub into the models folder, one at a time, for every tab.
+    downloads: DownloadQueue = field(init=False)
+    gui: Gui | None = None  # set once the pages are made, for pushes from other threads
+
+    def __post_init__(self) -> None:
+        self.downloads = DownloadQueue(self.config.models_dir)
 
     def format_label(self) -> str:
         """The name of the format the loaded local model uses, as the pages show it."""
@@ -56,29 +64,16 @@ class AppContext:
             params=self.config.sampling,
         )
 
-
-def load_in_background(
-    state: State,
-    name: str,
-    path: str,
-    on_done: Callable[..., None],
-    *,
-    ignore_memory_check: bool = False,
-) -> None:
-    """Load a local model in a thread (loading takes seconds), then call
-    `on_done(state, name, error, None)` in the same tab; `error` is "" on success. Both pages
-    load models this way; a loaded local model answers new chats."""
-
-    def load() -> None:
-        engines = app().engines
-        engines.local.load(path, ignore_memory_check=ignore_memory_check)
-        engines.use_local()
-
-    in_background(state, name, load, on_done)
+    def close(self) -> None:
+        """At exit: a running download stops (its partial file resumes next time), then the
+        model worker, the servers' connections and the database."""
+        self.downloads.close()
+        self.engines.close()
+        self.store.close()
 
 
 def in_background(
-    state: State, name: str, work: Callable[[], object], on_done: Callable[..., None]
+    state: State, name: str, work: Callable[[], Any], on_done: Callable[..., None]
 ) -> None:
     """Run `work` in a thread (it may wait seconds: a model loading, a server answering), then
     call `on_done(state, name, error, result)` in the same tab (a module-level function of
@@ -108,5 +103,5 @@ def install(context: AppContext) -> None:
 def app() -> AppContext:
     """The installed context (main.py installs it before the server starts)."""
     if _app is None:
-        raise RuntimeError("pages.context.install() was not called")
+        raise RuntimeError("web.context.install() was not called")
     return _app

@@ -1,0 +1,62 @@
+"""Small scripts added to the page Taipy serves, for what Taipy cannot be told to do. Each is a
+file in `web/static/`, served at `/lc-static/<file>`:
+
+- `per-tab-state.js`: one Taipy state per browser tab (Taipy keeps its client id where every
+  tab of the site shares it); it must run before Taipy's scripts, hence first in <head>;
+- `refocus-input.js`: the message input gets the focus back after a reply;
+- `message-limit.js`: text that would make a message longer than `MAX_MESSAGE_CHARS` is not
+  let in, and a line under the input says why;
+- `live-reply.js`: the reply being written, read from its own event stream (web/live.py).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from flask import Flask, Response, send_from_directory
+
+from llm.session import MAX_MESSAGE_CHARS
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ROUTE = "/lc-static"
+CLIENT_ID_KEY = "TaipyClientId"
+_TOO_LONG = (
+    "the message is too long: it would have {n} characters, and a message can have at most "
+    f"{MAX_MESSAGE_CHARS:,}"
+)
+
+
+def _tag(name: str, **data: object) -> str:
+    attributes = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items())
+    return f'<script src="{ROUTE}/{name}"{attributes}></script>'
+
+
+SCRIPTS = "".join(
+    [
+        _tag("per-tab-state.js", key=CLIENT_ID_KEY),
+        _tag("refocus-input.js"),
+        _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=_TOO_LONG),
+        _tag("live-reply.js"),
+    ]
+)
+
+
+def add_page_scripts(flask_app: Flask) -> None:
+    """Serve `web/static/` and add its scripts to every HTML page `flask_app` serves (Taipy's
+    single index page)."""
+
+    @flask_app.route(f"{ROUTE}/<path:name>")
+    def _static(name: str) -> Response:
+        response = send_from_directory(STATIC_DIR, name)  # refuses names outside the folder
+        response.headers["Cache-Control"] = "no-cache"  # a new version shows at once
+        return response
+
+    @flask_app.after_request
+    def _add_scripts(response: Response) -> Response:
+        if response.mimetype != "text/html" or response.direct_passthrough:
+            return response
+        page = response.get_data(as_text=True)
+        if "<head>" in page and SCRIPTS not in page:
+            response.set_data(page.replace("<head>", "<head>" + SCRIPTS, 1))
+        return response
