@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import hub_cli, remote_cli
+from . import remote_cli
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
+from .hub import cli as hub_cli
 from .model_files import (
     choose_format,
     pick_model,
