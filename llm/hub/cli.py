@@ -12,12 +12,12 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ..catalog import Catalog, load_catalog
+from ..catalog import Catalog, CatalogEntry, load_catalog
 from ..config import Config
 from ..errors import HubNotFoundError, LocalChatError
-from ..fit import hub_file_fit, machine_status
+from ..fit import Fit, Machine, hub_file_fit, machine_status
 from ..gguf_file import human_size
-from .api import HubSettings, list_gguf_files, search_models
+from .api import GgufModel, HubSettings, list_gguf_files, search_models
 from .download import download_model, partial_downloads
 from .names import check_repo_id, safe_local_name
 from .progress import DownloadProgress
@@ -70,14 +70,7 @@ def cmd_download(args: argparse.Namespace, config: Config) -> int:
         names = ", ".join(m.file_name for m in listing.models[:5]) or "none"
         raise HubNotFoundError(f"file {args.file} not found in {args.repo} (GGUF files: {names})")
     machine = machine_status(config.models_dir)
-    fit = hub_file_fit(
-        model.repo_id,
-        model.file_name,
-        model.size_bytes,
-        machine,
-        n_ctx=config.n_ctx,
-        catalog=_catalog(),
-    )
+    fit = _fit(model, machine, config, _catalog())
     if fit.ram != "fits":
         print(f"warning: {fit.message}", file=sys.stderr)
     print(
@@ -133,14 +126,7 @@ def cmd_files(args: argparse.Namespace, config: Config) -> int:
     if not listing.models:
         print("  (no .gguf files)")
     for model in listing.models:
-        fit = hub_file_fit(
-            model.repo_id,
-            model.file_name,
-            model.size_bytes,
-            machine,
-            n_ctx=config.n_ctx,
-            catalog=catalog,
-        )
+        fit = _fit(model, machine, config, catalog)
         quant = model.quantization or "?"
         print(f"  {model.name}  {quant}  {human_size(model.size_bytes)}  {fit.message}")
     waiting = [p for p in partial_downloads(config.models_dir) if p.repo_id == listing.repo_id]
@@ -156,19 +142,21 @@ def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
     catalog = load_catalog()
     machine = machine_status(config.models_dir)
     for entry in catalog.entries:
-        fit = hub_file_fit(
-            entry.repo_id,
-            entry.file_name,
-            entry.size_bytes,
-            machine,
-            n_ctx=config.n_ctx,
-            catalog=catalog,
-        )
+        fit = _fit(entry, machine, config, catalog)
         star = " *recommended*" if entry.recommended else ""
         print(f"{entry.name} {entry.quantization}{star}  ({entry.license})")
         print(f"    {entry.repo_id}  {entry.file_name}")
         print(f"    {human_size(entry.size_bytes)} download, {fit.message}")
     return 0
+
+
+def _fit(
+    file: GgufModel | CatalogEntry, machine: Machine, config: Config, catalog: Catalog | None
+) -> Fit:
+    """The verdict at the configured context: llm.fit's rule, as on the models page."""
+    return hub_file_fit(
+        file.repo_id, file.file_name, file.size_bytes, machine, n_ctx=config.n_ctx, catalog=catalog
+    )
 
 
 def _catalog() -> Catalog | None:
