@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import hub_cli, remote_cli
+from . import remote_cli
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
+from .hub import cli as hub_cli
 from .model_files import (
     choose_format,
     pick_model,
@@ -300,12 +301,12 @@ def cmd_chats(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from .chat_export import chat_to_json, chat_to_markdown
+
     chat_id = _chat_id(args.chat_id)
     with _store(config) as store:
-        if args.format == "json":
-            text = store.export_json(chat_id) + "\n"
-        else:
-            text = store.export_markdown(chat_id)
+        chat = store.get_chat(chat_id)
+    text = chat_to_json(chat) + "\n" if args.format == "json" else chat_to_markdown(chat)
     _write_text(text, args.output)
     return 0
 
@@ -315,8 +316,10 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise ChatImportError(f"cannot read {args.file}: {exc.strerror}") from None
+    from .chat_export import import_chat
+
     with _store(config) as store:
-        chat_id = store.import_json(data)
+        chat_id = import_chat(store, data)
     print(f"imported as chat {chat_id}")
     return 0
 

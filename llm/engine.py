@@ -21,8 +21,8 @@ from typing import Any
 from .child_process import start_child
 from .config import LOCAL_BACKEND, Config, SamplingParams
 from .errors import EngineError, ModelFileError, NoModelError, PromptError
+from .fit import check_fits_in_ram
 from .gguf_file import ModelFile
-from .memory import check_fits_in_ram
 from .model_files import auto_format, choose_format, read_model_file
 from .prompts import ChatFormat, Message
 
@@ -224,8 +224,8 @@ class Engine:
     def load(self, path: str | Path, *, ignore_memory_check: bool = False) -> LoadedModel:
         """Load a GGUF file (checked first); a failure keeps the previous model usable.
 
-        Refuses a model whose weights and KV cache do not fit in available RAM unless
-        `ignore_memory_check` (InsufficientMemoryError gives both numbers)."""
+        Refuses a model that does not fit in available RAM (`llm.fit`: weights, KV cache,
+        runtime) unless `ignore_memory_check` (InsufficientMemoryError gives both numbers)."""
         info = read_model_file(path)  # precise errors before llama.cpp sees the file
         if not ignore_memory_check and not (self.loaded and self.loaded.info == info):
             check_fits_in_ram(info, self.context_for(info))

@@ -21,6 +21,10 @@ class ModelNotFoundError(ModelFileError):
     """A model name does not match a file in the models folder."""
 
 
+class InsufficientMemoryError(ModelFileError):
+    """The model (weights + KV cache + runtime) needs more RAM than is available."""
+
+
 class PromptError(LocalChatError):
     """A conversation cannot be rendered: bad roles, bad JSON, too long for the context."""
 
@@ -67,3 +71,39 @@ class BackendStreamError(BackendError):
     def __init__(self, message: str, partial_text: str = "") -> None:
         super().__init__(message)
         self.partial_text = partial_text
+
+
+class HubError(LocalChatError):
+    """The Hub could not give us a model: the reason is in the message."""
+
+
+class HubNotFoundError(HubError):
+    """No such repository, revision or file (HTTP 404)."""
+
+
+class HubAccessError(HubError):
+    """Gated or private repository, or a refused token (HTTP 401/403)."""
+
+
+class HubNetworkError(HubError):
+    """The Hub cannot be reached, or answered with a server error."""
+
+
+class HubOfflineError(HubNetworkError):
+    """HF_HUB_OFFLINE is set."""
+
+
+class DiskFullError(HubError):
+    """Not enough free disk space in the models folder."""
+
+
+class ChecksumError(HubError):
+    """The downloaded bytes do not match the Hub's SHA-256; the file was deleted."""
+
+
+class DownloadCancelled(HubError):
+    """The user cancelled the download."""
+
+
+class UnsafeFileNameError(HubError):
+    """A file name that would land outside the models folder, or is not a .gguf file."""

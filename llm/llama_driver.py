@@ -266,6 +266,10 @@ class LocalLlamaCpp(LlamaCpp):
         """`finish_reason` and `figures` of the last reply."""
         return self._last_info
 
+    def close(self) -> None:
+        """Free llama.cpp's model and context now (the object is unusable afterwards)."""
+        self.client.close()
+
     def _call(
         self,
         prompt: str,
@@ -287,39 +291,17 @@ class LocalLlamaCpp(LlamaCpp):
         tokens: list[int] = kwargs.get("prompt_tokens") or llama.tokenize(
             prompt.encode("utf-8"), True, True
         )
-        should_stop: Callable[[], bool] = kwargs.get("should_stop") or (lambda: False)
         n_ctx = llama.n_ctx()
         max_tokens = min(int(kwargs.get("max_tokens") or self.max_tokens), n_ctx - len(tokens))
         if max_tokens <= 0:
             raise ValueError(f"prompt of {len(tokens)} tokens fills the context of {n_ctx}")
-        seed = kwargs.get("seed", self.seed)
-        if seed is not None and seed >= 0:
-            llama.set_seed(int(seed))
-        else:
-            llama.set_seed(int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF)
-        # Tokens llama.cpp still holds from the previous call and will not re-evaluate.
-        held = llama._input_ids[: llama.n_tokens].tolist()
-        spliced = reuse_held_tokens(llama, held, tokens)
-        if len(spliced) <= len(tokens) or n_ctx - len(spliced) >= max_tokens:
-            tokens = spliced
-        cached = common_prefix(held, tokens[:-1])
-
-        vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        matcher = _StopMatcher([*(self.stop or []), *(stop or [])])
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        n_generated = 0
-        first_at = last_at = None
-        finish_reason = "length"
-        logits_processor = None
-        if kwargs.get("ignore_eos"):
-            # Benchmarks: end-of-generation tokens are never drawn, so every reply is max_tokens.
-            eog = _vocab(llama).eog
-
-            def no_eog(_ids: Any, logits: Any) -> Any:
-                logits[eog] = float("-inf")
-                return logits
-
-            logits_processor = llama_cpp.LogitsProcessorList([no_eog])
+        _set_seed(llama, kwargs.get("seed", self.seed))
+        tokens, cached = _reuse_cache(llama, tokens, max_tokens)
+        run = _Run(
+            matcher=_StopMatcher([*(self.stop or []), *(stop or [])]),
+            should_stop=kwargs.get("should_stop") or (lambda: False),
+            max_tokens=max_tokens,
+        )
         generator = llama.generate(
             tokens,
             top_k=int(kwargs.get("top_k", self.top_k)),
@@ -328,48 +310,117 @@ class LocalLlamaCpp(LlamaCpp):
             temp=float(kwargs.get("temperature", self.temperature)),
             repeat_penalty=float(kwargs.get("repeat_penalty", self.repeat_penalty)),
             reset=True,
-            logits_processor=logits_processor,
+            logits_processor=_no_end_of_generation(llama) if kwargs.get("ignore_eos") else None,
         )
         try:
-            for token in generator:
-                now = time.perf_counter()
-                first_at = first_at or now
-                last_at = now
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish_reason = "stop"
-                    break
-                n_generated += 1
-                text = decoder.decode(token_piece(llama, token))
-                out, stopped = matcher.feed(text)
-                if out:
-                    chunk = GenerationChunk(text=out)
-                    if run_manager:
-                        run_manager.on_llm_new_token(out, chunk=chunk)
-                    yield chunk
-                if stopped:
-                    finish_reason = "stop"
-                    break
-                if should_stop():
-                    finish_reason = "cancelled"
-                    break
-                if n_generated >= max_tokens:
-                    break
+            yield from _decode(llama, generator, run, run_manager)
         finally:
             generator.close()
-        tail = "" if finish_reason == "stop" else matcher.flush() + decoder.decode(b"", True)
-        prompt_time = (first_at or time.perf_counter()) - started
-        decode_time = (last_at - first_at) if first_at and last_at else 0.0
-        figures = {
-            "prompt_tokens": len(tokens),
+        self._last_info = {
+            "finish_reason": run.finish_reason,
+            "figures": run.figures(started, len(tokens), cached),
+        }
+        yield GenerationChunk(text=run.tail(), generation_info=self._last_info)
+
+
+def _set_seed(llama: llama_cpp.Llama, seed: int | None) -> None:
+    if seed is not None and seed >= 0:
+        llama.set_seed(int(seed))
+    else:
+        llama.set_seed(int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF)
+
+
+def _reuse_cache(
+    llama: llama_cpp.Llama, tokens: list[int], max_tokens: int
+) -> tuple[list[int], int]:
+    """The prompt to evaluate, with what llama.cpp's cache holds of it reused (when that still
+    leaves room for the reply), and how many of its tokens the cache already holds."""
+    # Tokens llama.cpp still holds from the previous call and will not re-evaluate.
+    held = llama._input_ids[: llama.n_tokens].tolist()
+    spliced = reuse_held_tokens(llama, held, tokens)
+    if len(spliced) <= len(tokens) or llama.n_ctx() - len(spliced) >= max_tokens:
+        tokens = spliced
+    return tokens, common_prefix(held, tokens[:-1])
+
+
+def _no_end_of_generation(llama: llama_cpp.Llama) -> llama_cpp.LogitsProcessorList:
+    """Benchmarks: end-of-generation tokens are never drawn, so every reply is max_tokens."""
+    eog = _vocab(llama).eog
+
+    def no_eog(_ids: Any, logits: Any) -> Any:
+        logits[eog] = float("-inf")
+        return logits
+
+    return llama_cpp.LogitsProcessorList([no_eog])
+
+
+@dataclasses.dataclass
+class _Run:
+    """One reply being decoded: its stop strings, limits, and how it went."""
+
+    matcher: _StopMatcher
+    should_stop: Callable[[], bool]
+    max_tokens: int
+    decoder: Any = dataclasses.field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+    n_generated: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    finish_reason: str = "length"
+
+    def tail(self) -> str:
+        """Text held back at the end (none after a stop string or an end token)."""
+        if self.finish_reason == "stop":
+            return ""
+        return self.matcher.flush() + self.decoder.decode(b"", True)
+
+    def figures(self, started: float, n_prompt: int, cached: int) -> dict[str, Any]:
+        prompt_time = (self.first_at or time.perf_counter()) - started
+        first, last, n = self.first_at, self.last_at, self.n_generated
+        decode_time = (last - first) if first and last else 0.0
+        return {
+            "prompt_tokens": n_prompt,
             "cached_tokens": cached,
-            "completion_tokens": n_generated,
+            "completion_tokens": n,
             "time_to_first_token_s": round(prompt_time, 4),
-            "prompt_tokens_per_second": round((len(tokens) - cached) / prompt_time, 1)
+            "prompt_tokens_per_second": round((n_prompt - cached) / prompt_time, 1)
             if prompt_time > 0
             else 0.0,
-            "tokens_per_second": round((n_generated - 1) / decode_time, 2)
-            if decode_time > 0 and n_generated > 1
+            "tokens_per_second": round((n - 1) / decode_time, 2)
+            if decode_time > 0 and n > 1
             else 0.0,
         }
-        self._last_info = {"finish_reason": finish_reason, "figures": figures}
-        yield GenerationChunk(text=tail, generation_info=self._last_info)
+
+
+def _decode(
+    llama: llama_cpp.Llama,
+    generator: Iterator[int],
+    run: _Run,
+    run_manager: CallbackManagerForLLMRun | None,
+) -> Iterator[GenerationChunk]:
+    """Text chunks from generated tokens, until an end token, a stop string, Stop or the
+    limit; `run` records how it went."""
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    for token in generator:
+        now = time.perf_counter()
+        run.first_at = run.first_at or now
+        run.last_at = now
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            run.finish_reason = "stop"
+            return
+        run.n_generated += 1
+        out, stopped = run.matcher.feed(run.decoder.decode(token_piece(llama, token)))
+        if out:
+            chunk = GenerationChunk(text=out)
+            if run_manager:
+                run_manager.on_llm_new_token(out, chunk=chunk)
+            yield chunk
+        if stopped:
+            run.finish_reason = "stop"
+            return
+        if run.should_stop():
+            run.finish_reason = "cancelled"
+            return
+        if run.n_generated >= run.max_tokens:
+            return

@@ -173,6 +173,104 @@ class _TimedStream(httpx2.SyncByteStream):
         self._inner.close()
 
 
+class _StreamReader:
+    """Reads a LangChain stream on a thread of its own into a queue, each chunk with when its
+    bytes came off the network, so the caller can poll for chunks and for Stop alike."""
+
+    def __init__(self) -> None:
+        self._responses: list[httpx2.Response] = []
+        self._transport = _TimedTransport()
+        self.client = httpx2.Client(
+            transport=self._transport, event_hooks={"response": [self._responses.append]}
+        )
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+
+    def start(self, chat: Any, messages: list[Any]) -> None:
+        """Start streaming `chat`'s reply to `messages` (the chat model uses `self.client`)."""
+        thread = threading.Thread(
+            target=self._read, args=(chat, messages), name="localchat-remote-reader", daemon=True
+        )
+        thread.start()
+
+    def _read(self, chat: Any, messages: list[Any]) -> None:
+        try:
+            for chunk in chat.stream(messages):
+                if self._stop.is_set():
+                    break
+                self._events.put(("chunk", (chunk, self._transport.arrived)))
+            self._events.put(("end", None))
+        except BaseException as exc:  # handed to the caller's thread
+            self._events.put(("error", exc))
+        finally:
+            self.client.close()
+
+    def next(self, timeout: float) -> tuple[str, Any] | None:
+        """("chunk", (chunk, arrived)), ("end", None) or ("error", exception); None if
+        nothing came within `timeout` seconds."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def abort(self) -> None:
+        """Stop reading now."""
+        # Shutting the socket down wakes the reader at once and tells the server to stop.
+        self._stop.set()
+        for response in self._responses:
+            with contextlib.suppress(Exception):
+                stream = response.extensions["network_stream"]
+                stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        if not self._responses:
+            self.client.close()
+
+
+class _ReplyTally:
+    """What has come of a streamed reply, and the figures it makes."""
+
+    def __init__(self, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens  # our count, when the server sends no usage
+        self.started = time.perf_counter()
+        self.first_at = 0.0
+        self.first_arrived = self.last_arrived = 0.0  # network times of the first and last token
+        self.text = ""
+        self.n_chunks = 0
+        self.finish_reason = ""
+        self.usage: dict[str, Any] = {}
+
+    def add(self, chunk: Any, arrived: float) -> str:
+        """Take one streamed chunk (its bytes came off the network at `arrived`); its text."""
+        piece = str(chunk.text)
+        self.finish_reason = chunk.response_metadata.get("finish_reason") or self.finish_reason
+        if chunk.usage_metadata:
+            self.usage = dict(chunk.usage_metadata)
+        if piece:
+            self.first_at = self.first_at or time.perf_counter()
+            self.first_arrived = self.first_arrived or arrived
+            self.last_arrived = arrived
+            self.n_chunks += 1
+            self.text += piece
+        return piece
+
+    def figures(self) -> dict[str, Any]:
+        """The reply's figures so far (see the module docstring for where each comes from)."""
+        completion = self.usage.get("output_tokens") or self.n_chunks
+        decode_s = self.last_arrived - self.first_arrived
+        details = self.usage.get("input_token_details") or {}
+        return {
+            "prompt_tokens": self.usage.get("input_tokens") or self.prompt_tokens,
+            "cached_tokens": details.get("cache_read") or 0,
+            "completion_tokens": completion,
+            "time_to_first_token_s": round(self.first_at - self.started, 3)
+            if self.first_at
+            else 0.0,
+            "tokens_per_second": round((completion - 1) / decode_s, 2)
+            if decode_s >= MIN_TIMED_S and completion > 1
+            else 0.0,
+            "prompt_tokens_per_second": 0.0,
+        }
+
+
 class RemoteEngine:
     """Chat with one model on an OpenAI-compatible server. Thread-safe; requests run in
     parallel (the server decides how many it serves at once, e.g. llama-server's `-np`)."""
@@ -504,103 +602,44 @@ class RemoteEngine:
 
         kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
         lc_messages = [kinds[m["role"]](content=m["content"]) for m in messages]
-        responses: list[httpx2.Response] = []
-        transport = _TimedTransport()
-        client = httpx2.Client(transport=transport, event_hooks={"response": [responses.append]})
-        chat = self._chat_model(model, params, client)
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
-
-        def read() -> None:
-            try:
-                for chunk in chat.stream(lc_messages):
-                    if stop.is_set():
-                        break
-                    events.put(("chunk", (chunk, transport.arrived)))
-                events.put(("end", None))
-            except BaseException as exc:  # handed to the caller's thread
-                events.put(("error", exc))
-            finally:
-                client.close()
-
-        def abort() -> None:
-            # Shutting the socket down wakes the reader at once and tells the server to stop.
-            stop.set()
-            for response in responses:
-                with contextlib.suppress(Exception):
-                    stream = response.extensions["network_stream"]
-                    stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
-            if not responses:
-                client.close()
-
-        started = time.perf_counter()
-        first_at = 0.0
-        first_arrived = last_arrived = 0.0  # network times of the first and last token
-        text = ""
-        n_chunks = 0
-        finish_reason = ""
-        usage: dict[str, Any] = {}
-        reader = threading.Thread(target=read, name="localchat-remote-reader", daemon=True)
-        reader.start()
-
-        def figures() -> dict[str, Any]:
-            completion = usage.get("output_tokens") or n_chunks
-            decode_s = last_arrived - first_arrived
-            details = usage.get("input_token_details") or {}
-            return {
-                "prompt_tokens": usage.get("input_tokens") or trimmed.prompt_tokens,
-                "cached_tokens": details.get("cache_read") or 0,
-                "completion_tokens": completion,
-                "time_to_first_token_s": round(first_at - started, 3) if first_at else 0.0,
-                "tokens_per_second": round((completion - 1) / decode_s, 2)
-                if decode_s >= MIN_TIMED_S and completion > 1
-                else 0.0,
-                "prompt_tokens_per_second": 0.0,
-            }
-
+        reader = _StreamReader()
+        chat = self._chat_model(model, params, reader.client)
+        tally = _ReplyTally(trimmed.prompt_tokens)
+        reader.start(chat, lc_messages)
         finished = False
         try:
             while True:
                 if cancel is not None and cancel.is_set():
-                    abort()
+                    reader.abort()
                     finished = True
-                    yield self._done("cancelled", figures(), trimmed)
+                    yield self._done("cancelled", tally.figures(), trimmed)
                     return
-                try:
-                    kind, item = events.get(timeout=_POLL_S)
-                except queue.Empty:
+                event = reader.next(_POLL_S)
+                if event is None:
                     continue
+                kind, item = event
                 if kind == "error":
                     finished = True
                     if cancel is not None and cancel.is_set():  # the abort's own read error
-                        yield self._done("cancelled", figures(), trimmed)
+                        yield self._done("cancelled", tally.figures(), trimmed)
                         return
-                    raise self._translate(item, model=model, partial=text) from None
+                    raise self._translate(item, model=model, partial=tally.text) from None
                 if kind == "end":
                     break
-                chunk, arrived = item
-                piece = str(chunk.text)
-                finish_reason = chunk.response_metadata.get("finish_reason") or finish_reason
-                if chunk.usage_metadata:
-                    usage = dict(chunk.usage_metadata)
+                piece = tally.add(*item)
                 if piece:
-                    first_at = first_at or time.perf_counter()
-                    first_arrived = first_arrived or arrived
-                    last_arrived = arrived
-                    n_chunks += 1
-                    text += piece
                     yield {"type": "text", "text": piece}
             finished = True
-            if not finish_reason:  # the stream ended without saying why: cut off
+            if not tally.finish_reason:  # the stream ended without saying why: cut off
                 raise BackendStreamError(
                     f"{self.where} ended the reply without finishing it "
-                    f"(after {len(text)} characters)",
-                    text,
+                    f"(after {len(tally.text)} characters)",
+                    tally.text,
                 )
-            yield self._done(finish_reason, figures(), trimmed)
+            yield self._done(tally.finish_reason, tally.figures(), trimmed)
         finally:
             if not finished:
-                abort()  # the caller stopped reading (closed the generator)
+                reader.abort()  # the caller stopped reading (closed the generator)
 
     @staticmethod
     def _done(finish_reason: str, figures: dict[str, Any], trimmed: TrimResult) -> dict[str, Any]:

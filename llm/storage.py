@@ -10,7 +10,7 @@ A reply is stored while it streams: `start_reply` (status "streaming"), `update_
 the partial text, `finish_reply` with how it ended. A reply still "streaming" whose process
 has died was cut by a crash: opening the store marks it "interrupted".
 
-Also here: export to Markdown and JSON, and import of a JSON export as a new chat.
+Values are checked by `llm.chat_values`; export and import are `llm.chat_export`.
 """
 
 from __future__ import annotations
@@ -18,39 +18,36 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
 
 from . import migrations
-from .config import FORMAT_CHOICES, LOCAL_BACKEND, SamplingParams, valid_backend_name
-from .errors import ChatImportError, ChatNotFoundError, ConfigError, StorageError
+from .chat_values import (
+    FIGURE_FIELDS,
+    ROLES,
+    STATUSES,
+    checked_backend,
+    checked_format,
+    checked_settings,
+    checked_title,
+    clean_text,
+    now,
+    settings_from_json,
+    title_from_message,
+)
+from .config import LOCAL_BACKEND, SamplingParams
+from .errors import ChatNotFoundError, StorageError
 from .figures import Figures
-from .markdown_text import close_open_fence
 
 DB_FILE_NAME = "localchat.db"
-ROLES = ("user", "assistant")
-STATUSES = ("complete", "streaming", "stopped", "failed", "interrupted")
 REPLY_END_STATUSES = ("complete", "stopped", "failed")
-FIGURE_FIELDS = ("prompt_tokens", "completion_tokens", "time_to_first_token_s", "tokens_per_second")
-EXPORT_FORMAT = "localchat-chat"
-EXPORT_VERSION = 1
-TITLE_MAX_CHARS = 200
-AUTO_TITLE_CHARS = 60
-IMPORT_MAX_BYTES = 64 * 1024 * 1024
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-_SAMPLING_TYPES = {f.name: type(f.default) for f in dataclasses.fields(SamplingParams)}
-_SAMPLING_FIELDS = set(_SAMPLING_TYPES)
 T = TypeVar("T")
 
 
@@ -127,36 +124,7 @@ class StoredChat:
         return dataclasses.asdict(self)
 
 
-# -- text and time -----------------------------------------------------------------------
-
-
-def now() -> str:
-    """The current time as stored: ISO 8601, UTC, milliseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def clean_text(text: str) -> str:
-    """`text` made storable: lone surrogates (invalid Unicode, e.g. from a browser or a JSON
-    file) become U+FFFD. Null bytes and everything else are kept as they are."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected text, got {type(text).__name__}")
-    return _SURROGATES.sub("\ufffd", text)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(_CONTROL.sub(" ", clean_text(text)).split())
-
-
-def title_from_message(text: str) -> str:
-    """A chat title from its first message: one line, at most AUTO_TITLE_CHARS characters."""
-    line = _one_line(text)
-    if len(line) <= AUTO_TITLE_CHARS:
-        return line
-    cut = line[: AUTO_TITLE_CHARS - 1]
-    space = cut.rfind(" ")
-    if space >= AUTO_TITLE_CHARS // 2:  # end on a whole word when one is near
-        cut = cut[:space]
-    return cut.rstrip() + "…"
+# -- reading ---------------------------------------------------------------------------------
 
 
 def _decode_text(raw: bytes) -> str:
@@ -378,26 +346,50 @@ class ChatStore:
         model: str = "",
         chat_format: str = "auto",
         backend: str = LOCAL_BACKEND,
+        created: str = "",
+        messages: Sequence[Mapping[str, Any]] = (),
     ) -> int:
-        """A new, empty chat; returns its id. An empty title is set from the first message."""
+        """A new chat; returns its id. An empty title is set from the first user message.
+
+        With `messages` (each: role, content, and optionally created, model, format, status,
+        error and figures) and `created`, a whole chat is stored at once, all or nothing: an
+        import (`llm.chat_export.import_chat`)."""
         row = {
-            "title": _checked_title(title) if title.strip() else "",
+            "title": checked_title(title) if title.strip() else "",
             "system_prompt": clean_text(system_prompt),
-            "settings_json": json.dumps(_checked_settings(settings)),
+            "settings_json": json.dumps(checked_settings(settings)),
             "model": clean_text(model),
-            "chat_format": _checked_format(chat_format),
-            "backend": _checked_backend(backend),
+            "chat_format": checked_format(chat_format),
+            "backend": checked_backend(backend),
         }
+        rows = [
+            {
+                **_message_values(
+                    m["role"],
+                    m["content"],
+                    m.get("model", ""),
+                    m.get("format", ""),
+                    m.get("status", "complete"),
+                    m.get("error", ""),
+                    m,
+                ),
+                "created": m.get("created") or now(),
+            }
+            for m in messages
+        ]
 
         def work(db: sqlite3.Connection) -> int:
             stamp = now()
             cursor = db.execute(
                 "INSERT INTO chats (title, created, updated, system_prompt, settings_json, "
-                "model, chat_format, backend) VALUES (:title, :created, :created, "
+                "model, chat_format, backend) VALUES (:title, :created, :updated, "
                 ":system_prompt, :settings_json, :model, :chat_format, :backend)",
-                {**row, "created": stamp},
+                {**row, "created": created or stamp, "updated": stamp},
             )
-            return int(cursor.lastrowid)
+            chat_id = int(cursor.lastrowid)
+            for values in rows:
+                _insert_message(db, chat_id, values)
+            return chat_id
 
         return self._write(work)
 
@@ -436,7 +428,7 @@ class ChatStore:
                 created=row[2],
                 updated=row[3],
                 system_prompt=row[4],
-                settings=_settings_from_json(row[5]),
+                settings=settings_from_json(row[5]),
                 model=row[6],
                 chat_format=row[7],
                 backend=row[8],
@@ -447,7 +439,7 @@ class ChatStore:
 
     def rename_chat(self, chat_id: int, title: str) -> None:
         """Give a chat a new title (one line, 1 to 200 characters)."""
-        title = _checked_title(title)
+        title = checked_title(title)
         self._write(
             lambda db: _require(
                 db.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id)), chat_id
@@ -470,13 +462,13 @@ class ChatStore:
         if system_prompt is not None:
             changes["system_prompt"] = clean_text(system_prompt)
         if settings is not None:
-            changes["settings_json"] = json.dumps(_checked_settings(settings))
+            changes["settings_json"] = json.dumps(checked_settings(settings))
         if model is not None:
             changes["model"] = clean_text(model)
         if chat_format is not None:
-            changes["chat_format"] = _checked_format(chat_format)
+            changes["chat_format"] = checked_format(chat_format)
         if backend is not None:
-            changes["backend"] = _checked_backend(backend)
+            changes["backend"] = checked_backend(backend)
         if not changes:
             self.get_chat(chat_id)  # still refuse an unknown id
             return
@@ -507,19 +499,7 @@ class ChatStore:
 
         The chat's first user message gives it its title if it has none.
         """
-        if role not in ROLES:
-            raise StorageError(f"role {role!r} must be one of {', '.join(ROLES)}")
-        if status not in STATUSES:
-            raise StorageError(f"status {status!r} must be one of {', '.join(STATUSES)}")
-        values = {
-            "role": role,
-            "content": clean_text(content),
-            "model": clean_text(model),
-            "format": clean_text(format),
-            "status": status,
-            "error": clean_text(error),
-            **_checked_figures(figures),
-        }
+        values = _message_values(role, content, model, format, status, error, figures)
         return self._write(lambda db: _insert_message(db, chat_id, values))
 
     def start_reply(
@@ -531,7 +511,7 @@ class ChatStore:
         it is reopened.
         """
         values = {"model": clean_text(model), "format": clean_text(format)}
-        backend = _checked_backend(backend)
+        backend = checked_backend(backend)
         return self._write(lambda db: self._insert_reply(db, chat_id, values, backend))
 
     def begin_exchange(
@@ -548,7 +528,7 @@ class ChatStore:
         keeps each reply right after its question even when two tabs write to one chat."""
         user = {"role": "user", "content": clean_text(text), "model": "", "format": ""}
         reply = {"model": clean_text(model), "format": clean_text(format)}
-        backend = _checked_backend(backend)
+        backend = checked_backend(backend)
 
         def work(db: sqlite3.Connection) -> tuple[int, int]:
             user_id = _insert_message(db, chat_id, user)
@@ -675,35 +655,6 @@ class ChatStore:
             )
         )
 
-    # -- export and import ---------------------------------------------------------------
-    def export_markdown(self, chat_id: int) -> str:
-        """The chat as a Markdown document, for reading."""
-        return chat_to_markdown(self.get_chat(chat_id))
-
-    def export_json(self, chat_id: int) -> str:
-        """The chat as a JSON document that `import_json` reads back."""
-        return json.dumps(chat_to_export(self.get_chat(chat_id)), ensure_ascii=False, indent=2)
-
-    def import_json(self, data: str | bytes) -> int:
-        """Store a JSON export as a new chat; returns its id. The whole document is checked
-        first (ChatImportError naming the bad field); nothing is stored if it is invalid."""
-        chat = parse_export(data)
-        messages = chat.pop("messages")
-
-        def work(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "INSERT INTO chats (title, created, updated, system_prompt, settings_json, "
-                "model, chat_format, backend) VALUES (:title, :created, :updated, "
-                ":system_prompt, :settings_json, :model, :chat_format, :backend)",
-                {**chat, "updated": now()},
-            )
-            chat_id = int(cursor.lastrowid)
-            for message in messages:
-                _insert_message(db, chat_id, message)
-            return chat_id
-
-        return self._write(work)
-
 
 _MESSAGE_COLUMNS = (
     "id, chat_id, position, role, content, created, model, format, status, error, "
@@ -756,65 +707,29 @@ def _insert_message(db: sqlite3.Connection, chat_id: int, values: dict[str, Any]
 # -- checks --------------------------------------------------------------------------------
 
 
-def _checked_title(title: str) -> str:
-    line = _one_line(title)
-    if not line:
-        raise StorageError("a chat title cannot be empty")
-    if len(line) > TITLE_MAX_CHARS:
-        raise StorageError(f"a chat title can have at most {TITLE_MAX_CHARS} characters")
-    return line
-
-
-def _checked_format(chat_format: str) -> str:
-    if chat_format not in FORMAT_CHOICES:
-        raise StorageError(
-            f"chat format {chat_format!r} must be one of {', '.join(FORMAT_CHOICES)}"
-        )
-    return chat_format
-
-
-def _checked_backend(backend: str) -> str:
-    if not valid_backend_name(backend):
-        raise StorageError(f"backend {backend!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
-    return backend
-
-
-def _checked_settings(settings: SamplingParams | Mapping[str, Any] | None) -> dict[str, Any]:
-    if settings is None:
-        return {}
-    if isinstance(settings, SamplingParams):
-        return dataclasses.asdict(settings)
-    unknown = sorted(set(settings) - _SAMPLING_FIELDS)
-    if unknown:
-        known = ", ".join(sorted(_SAMPLING_FIELDS))
-        raise StorageError(f"unknown generation setting {unknown[0]!r} (known: {known})")
-    for key, value in settings.items():
-        kind = _SAMPLING_TYPES[key]
-        if kind is bool:
-            ok, name = isinstance(value, bool), "true or false"
-        elif kind is int:
-            ok, name = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        else:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            name = "a number"
-        if not ok:
-            raise StorageError(f"generation setting {key} = {value!r} must be {name}")
-    try:
-        SamplingParams().replace(**settings)
-    except ConfigError as exc:
-        raise StorageError(f"generation setting {exc}") from None
-    return dict(settings)
-
-
-def _settings_from_json(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    # Only fields this version knows; the config fills in the rest.
-    return (
-        {k: v for k, v in data.items() if k in _SAMPLING_FIELDS} if isinstance(data, dict) else {}
-    )
+def _message_values(
+    role: str,
+    content: str,
+    model: str,
+    format: str,
+    status: str,
+    error: str,
+    figures: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A message's columns, checked and made storable."""
+    if role not in ROLES:
+        raise StorageError(f"role {role!r} must be one of {', '.join(ROLES)}")
+    if status not in STATUSES:
+        raise StorageError(f"status {status!r} must be one of {', '.join(STATUSES)}")
+    return {
+        "role": role,
+        "content": clean_text(content),
+        "model": clean_text(model),
+        "format": clean_text(format),
+        "status": status,
+        "error": clean_text(error),
+        **_checked_figures(figures),
+    }
 
 
 def _checked_figures(figures: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -826,199 +741,3 @@ def _checked_figures(figures: Mapping[str, Any] | None) -> dict[str, Any]:
             raise StorageError(f"figure {key} = {value!r} must be a number")
         values[key] = value
     return values
-
-
-# -- export formats ------------------------------------------------------------------------
-
-_STATUS_NOTES = {
-    "stopped": "Stopped before the end.",
-    "failed": "Failed",
-    "interrupted": "Interrupted: LocalChat stopped while this reply was being written.",
-    "streaming": "Still being written when this was exported.",
-}
-
-
-def _md_text(text: str) -> str:
-    return text.replace("\x00", "\ufffd")  # NUL makes tools treat the file as binary
-
-
-def _md_time(stamp: str) -> str:
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def chat_to_markdown(chat: StoredChat) -> str:
-    """A chat as Markdown: title, facts, system prompt, then each message under a heading."""
-    lines = [f"# {_md_text(chat.title) or 'New chat'}", ""]
-    lines.append(f"- Created: {_md_time(chat.created)}")
-    if chat.model:
-        where = "" if chat.backend == LOCAL_BACKEND else f" on {_md_text(chat.backend)}"
-        lines.append(f"- Model: {_md_text(chat.model)}{where} (format {chat.chat_format})")
-    if chat.settings:
-        settings = ", ".join(f"{k} {v}" for k, v in chat.settings.items())
-        lines.append(f"- Settings: {settings}")
-    lines.append("")
-    if chat.system_prompt:
-        lines += ["## System prompt", "", _md_text(chat.system_prompt), ""]
-    for message in chat.messages:
-        heading = "User" if message.role == "user" else "Assistant"
-        lines += [f"## {heading} · {_md_time(message.created)}", ""]
-        if message.content:  # a code block left open would swallow the rest
-            lines += [close_open_fence(_md_text(message.content)), ""]
-        notes = []
-        if message.status in _STATUS_NOTES:
-            note = _STATUS_NOTES[message.status]
-            notes.append(f"{note}: {message.error}" if message.error else note)
-        if message.figures is not None:
-            notes.append(message.figures.line())
-        if notes:
-            lines += [f"*{_md_text(' · '.join(notes))}*", ""]
-    return "\n".join(lines)
-
-
-def chat_to_export(chat: StoredChat) -> dict[str, Any]:
-    """A chat as the JSON-ready export document (see `parse_export`)."""
-    messages = []
-    for message in chat.messages:
-        row = message.to_dict()
-        for key in ("id", "chat_id", "position"):
-            del row[key]
-        messages.append(row)
-    return {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "exported": now(),
-        "chat": {
-            "title": chat.title,
-            "created": chat.created,
-            "updated": chat.updated,
-            "system_prompt": chat.system_prompt,
-            "settings": chat.settings,
-            "model": chat.model,
-            "chat_format": chat.chat_format,
-            "backend": chat.backend,
-            "messages": messages,
-        },
-    }
-
-
-def _text(data: Mapping[str, Any], key: str, where: str, default: str = "") -> str:
-    value = data.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise ChatImportError(f"{where}.{key} must be a string")
-    return value
-
-
-def _stamp(data: Mapping[str, Any], key: str, where: str) -> str:
-    value = _text(data, key, where)
-    if not value:
-        return now()
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise ChatImportError(f"{where}.{key} = {value!r} is not an ISO 8601 time") from None
-    return value
-
-
-def parse_export(data: str | bytes) -> dict[str, Any]:
-    """Check a JSON export and return a chat row with its "messages" ready to insert.
-
-    Raises ChatImportError naming the first problem.
-    """
-    if len(data) > IMPORT_MAX_BYTES:
-        raise ChatImportError("the file is too large for a chat export (over 64 MB)")
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ChatImportError(f"the file is not UTF-8 text (byte {exc.start})") from None
-    try:
-        document = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise ChatImportError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
-        raise ChatImportError(f'not a LocalChat chat export (no "format": "{EXPORT_FORMAT}")')
-    version = document.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ChatImportError("version must be a positive integer")
-    if version > EXPORT_VERSION:
-        raise ChatImportError(
-            f"the export is from a newer LocalChat (version {version}; this one reads "
-            f"up to {EXPORT_VERSION})"
-        )
-    chat = document.get("chat")
-    if not isinstance(chat, dict):
-        raise ChatImportError('"chat" must be an object')
-    settings = chat.get("settings", {})
-    if not isinstance(settings, dict):
-        raise ChatImportError("chat.settings must be an object")
-    try:
-        settings = _checked_settings(settings)
-        chat_format = _checked_format(_text(chat, "chat_format", "chat", "auto"))
-        backend = _checked_backend(_text(chat, "backend", "chat", LOCAL_BACKEND))
-    except StorageError as exc:
-        raise ChatImportError(f"chat: {exc}") from None
-    raw_messages = chat.get("messages")
-    if not isinstance(raw_messages, list):
-        raise ChatImportError("chat.messages must be a list")
-    messages = [_parse_message(m, f"chat.messages[{i}]") for i, m in enumerate(raw_messages)]
-    title = _text(chat, "title", "chat")
-    if len(_one_line(title)) > TITLE_MAX_CHARS:
-        raise ChatImportError(f"chat.title can have at most {TITLE_MAX_CHARS} characters")
-    if not _one_line(title):
-        first = next((m["content"] for m in messages if m["role"] == "user"), "")
-        title = first and title_from_message(first)
-    return {
-        "title": _one_line(title),
-        "created": _stamp(chat, "created", "chat"),
-        "system_prompt": clean_text(_text(chat, "system_prompt", "chat")),
-        "settings_json": json.dumps(settings),
-        "model": clean_text(_text(chat, "model", "chat")),
-        "chat_format": chat_format,
-        "backend": backend,
-        "messages": messages,
-    }
-
-
-def _parse_message(data: Any, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ChatImportError(f"{where} must be an object")
-    role = data.get("role")
-    if role not in ROLES:
-        raise ChatImportError(f"{where}.role must be one of {', '.join(ROLES)}")
-    if not isinstance(data.get("content"), str):
-        raise ChatImportError(f"{where}.content must be a string")
-    status = _text(data, "status", where, "complete")
-    if status not in STATUSES:
-        raise ChatImportError(f"{where}.status must be one of {', '.join(STATUSES)}")
-    if status == "streaming":  # no process is writing it here
-        status = "interrupted"
-    figures = {}
-    for key in FIGURE_FIELDS:
-        value = data.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-        ):
-            raise ChatImportError(f"{where}.{key} must be a number, at least 0, or null")
-        if key in ("prompt_tokens", "completion_tokens") and isinstance(value, float):
-            if not value.is_integer():
-                raise ChatImportError(f"{where}.{key} must be a whole number")
-            value = int(value)
-        figures[key] = value
-    return {
-        "role": role,
-        "content": clean_text(data["content"]),
-        "created": _stamp(data, "created", where),
-        "model": clean_text(_text(data, "model", where)),
-        "format": clean_text(_text(data, "format", where)),
-        "status": status,
-        "error": clean_text(_text(data, "error", where)),
-        **figures,
-    }

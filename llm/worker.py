@@ -38,7 +38,7 @@ class _Worker:
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
         from .llama_driver import make_llamacpp
 
-        self.llm = None  # free the old model first: two may not fit in memory
+        self.unload()  # free the old model first: two may not fit in memory
         try:
             self.llm = make_llamacpp(
                 request["path"],
@@ -52,6 +52,12 @@ class _Worker:
         if request.get("untrusted_template"):
             template_sandbox.warm()  # its helper starts now, not on the first message
         return {"type": "loaded", "n_ctx": self.llm.client.n_ctx()}
+
+    def unload(self) -> None:
+        """Free the loaded model's memory now, not whenever Python collects the object."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.close()
 
     def render(self, messages: list[Message], fmt: ChatFormat):
         from .llama_driver import tokenize_segments

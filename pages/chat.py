@@ -34,6 +34,7 @@ from typing import Any
 import taipy.gui.builder as tgb
 from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
 
+from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
 from llm.errors import LocalChatError, NoModelError
@@ -560,16 +561,14 @@ def _export(state: State, suffix: str) -> None:
         notify(state, "warning", ctx.labels["nothing_to_export"])
         return
     try:
-        title = ctx.store.get_chat(log.chat_id).title
+        chat = ctx.store.get_chat(log.chat_id)
         text = (
-            ctx.store.export_markdown(log.chat_id)
-            if suffix == "md"
-            else ctx.store.export_json(log.chat_id)
+            chat_export.chat_to_markdown(chat) if suffix == "md" else chat_export.chat_to_json(chat)
         )
     except LocalChatError as exc:
         notify(state, "error", str(exc))
         return
-    download(state, content=text.encode("utf-8"), name=_file_name(log.chat_id, title, suffix))
+    download(state, content=text.encode("utf-8"), name=_file_name(log.chat_id, chat.title, suffix))
 
 
 def export_markdown(state: State) -> None:
@@ -594,7 +593,7 @@ def import_chat(state: State) -> None:
         notify(state, "error", str(exc))
         return
     try:
-        chat_id = ctx.store.import_json(data)
+        chat_id = chat_export.import_chat(ctx.store, data)
         _open(state, chat_id)
     except LocalChatError as exc:  # not a valid export: nothing was stored
         notify(state, "error", f"{name}: {exc}")

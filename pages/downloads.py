@@ -28,15 +28,12 @@ from taipy.gui import Gui, State, notify
 
 from llm.catalog import default_catalog
 from llm.errors import LocalChatError
+from llm.fit import Fit, hub_file_fit, machine_status
 from llm.gguf_file import human_size
 from llm.hub import (
     DownloadProgress,
-    Fit,
     HubError,
-    check_fit,
     list_gguf_files,
-    machine_status,
-    ram_needed,
     search_models,
 )
 from web.context import app
@@ -125,15 +122,12 @@ def _verdict(fit: Fit) -> str:
 
 
 def _fit(repo_id: str, file_name: str, size: int) -> Fit:
-    """The verdict at the configured context size (catalog figure if known, else estimate)."""
+    """The verdict at the configured context size (llm.fit's rule, as the CLI and loading)."""
     ctx = app()
     machine = machine_status(ctx.config.models_dir)
-    entry = default_catalog().find(repo_id, file_name.rsplit("/", 1)[-1])
-    if entry is not None:
-        ram, estimated = entry.ram_bytes_at(ctx.config.n_ctx), False
-    else:
-        ram, estimated = ram_needed(repo_id, file_name, size)
-    return check_fit(size, machine, ram_bytes=ram, ram_estimated=estimated)
+    return hub_file_fit(
+        repo_id, file_name, size, machine, n_ctx=ctx.config.n_ctx, catalog=default_catalog()
+    )
 
 
 def _catalog_table() -> tuple[pd.DataFrame, list[list[Any]]]:

@@ -24,6 +24,7 @@ import taipy.gui.builder as tgb
 from taipy.gui import Gui, State, get_state_id, invoke_callback, navigate, notify
 
 from llm.catalog import default_catalog
+from llm.fit import ram_for_hub_file
 from llm.gguf_file import human_size
 from llm.model_files import models_folder_empty
 from llm.starter import SMOLLM2, StarterProgress, fetch_starter
@@ -69,11 +70,13 @@ def _starter_offer() -> str:
 
 def _recommended_offer() -> str:
     ctx = app()
-    entry = default_catalog().recommended()
+    catalog = default_catalog()
+    entry = catalog.recommended()
+    ram = ram_for_hub_file(
+        entry.repo_id, entry.file_name, entry.size_bytes, n_ctx=ctx.config.n_ctx, catalog=catalog
+    )
     return ctx.labels["offer_line"].format(
-        model=entry.name,
-        size=human_size(entry.size_bytes),
-        ram=human_size(entry.ram_bytes_at(ctx.config.n_ctx)),
+        model=entry.name, size=human_size(entry.size_bytes), ram=human_size(ram.total)
     )
 
 

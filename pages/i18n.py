@@ -114,7 +114,7 @@ _EN = {
     "sample_question": "What is the capital of France?",
     "sample_answer": "The capital of France is Paris.",
     "sample_follow_up": "And of Italy?",
-    # models page: getting models from the Hub (pages/hub_panel.py)
+    # models page: getting models from the Hub (pages/downloads.py)
     "hub_title": "Get models",
     "hub_machine": (
         "This machine: {ram} RAM, {free} free now · {disk} free disk in the models folder"

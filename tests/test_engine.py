@@ -259,6 +259,32 @@ def test_load_failure_keeps_previous_model(engine: Engine, tmp_path: Path) -> No
     assert "".join(chat(engine).ask("Hi")) == REPLY
 
 
+def test_loading_another_model_frees_the_one_held_first(
+    scripted_model: Path, models_dir: Path
+) -> None:
+    # The worker closes llama.cpp's model and context before it loads the next (two may not
+    # fit in RAM), rather than leaving them to whenever Python collects the object.
+    from multiprocessing import Pipe
+
+    from llm.worker import _Worker
+
+    ours, theirs = Pipe()
+    worker = _Worker(theirs)
+    load = {"op": "load", "n_ctx": 256, "n_threads": 1, "n_batch": 64}
+    try:
+        assert worker.load({**load, "path": str(scripted_model)})["type"] == "loaded"
+        first = worker.llm.client  # held here, so only an explicit close frees it
+        assert first._model.model is not None
+        second = str(models_dir / "chatml-scripted.gguf")
+        assert worker.load({**load, "path": second})["type"] == "loaded"
+        assert first._model.model is None and first._ctx.ctx is None
+        assert worker.llm.client._model.model is not None
+    finally:
+        worker.unload()
+        ours.close()
+        theirs.close()
+
+
 def test_worker_crash_is_an_error_and_the_next_request_recovers(long_model: Path) -> None:
     engine = Engine(n_ctx=512)
     try:

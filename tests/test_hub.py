@@ -23,6 +23,7 @@ from hub_server import (
 from llm import cli
 from llm.catalog import CATALOG_PATH, load_catalog
 from llm.config import FORMAT_CHOICES
+from llm.fit import RUNTIME_OVERHEAD_BYTES, Machine, check_fit, ram_for_hub_file
 from llm.hub import (
     DownloadProgress,
     HubAccessError,
@@ -31,14 +32,11 @@ from llm.hub import (
     HubNotFoundError,
     HubOfflineError,
     HubSettings,
-    Machine,
     UnsafeFileNameError,
-    check_fit,
     check_repo_id,
     download_model,
     list_gguf_files,
     parse_quantization,
-    ram_needed,
     safe_local_name,
     search_models,
     split_part,
@@ -190,15 +188,21 @@ def test_ram_and_disk_verdicts() -> None:
 
 def test_ram_needed_uses_the_catalog_or_estimates() -> None:
     catalog = load_catalog()
-    exact = ram_needed(
-        "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF",
-        "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf",
-        668_788_096,
-        catalog,
+    tiny = ("TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF", "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf")
+    exact = ram_for_hub_file(*tiny, 668_788_096, n_ctx=4096, catalog=catalog)
+    # The catalog's figure (weights + KV cache at its default context) plus the runtime.
+    assert not exact.estimated
+    assert exact.total == 714_925_440 + RUNTIME_OVERHEAD_BYTES
+    # At a smaller context the KV cache shrinks; TinyLlama's trained context (2048) caps it.
+    assert ram_for_hub_file(*tiny, 668_788_096, n_ctx=1024, catalog=catalog).kv_cache == (
+        2 * 2 * 22 * 1024 * 4 * 64
     )
-    assert exact == (714_925_440, False)
-    size, estimated = ram_needed("someone/Other-GGUF", "other.Q4_K_M.gguf", 1_000_000_000, catalog)
-    assert estimated and size == 1_150_000_000
+    assert ram_for_hub_file(*tiny, 668_788_096, n_ctx=8192, catalog=catalog).total == exact.total
+    other = ("someone/Other-GGUF", "other.Q4_K_M.gguf", 1_000_000_000)
+    guess = ram_for_hub_file(*other, n_ctx=4096, catalog=catalog)
+    # Unknown file: 15% of its size for the KV cache at 4096 tokens, scaled with the context.
+    assert guess.estimated and guess.total == 1_150_000_000 + RUNTIME_OVERHEAD_BYTES
+    assert ram_for_hub_file(*other, n_ctx=8192).kv_cache == 300_000_000
 
 
 # --- search and listing ---------------------------------------------------------------------
@@ -330,6 +334,19 @@ def test_cli_search_files_and_catalog(online: HubServer, tmp_path, capsys) -> No
     assert cli.main(["--models-dir", str(tmp_path), "catalog"]) == 0
     out = capsys.readouterr().out
     assert "TinyLlama 1.1B Chat v1.0 Q4_K_M *recommended*" in out
+
+
+def test_cli_ram_figures_are_at_the_configured_context(tmp_path, capsys) -> None:
+    # The same rule as loading and the models page: weights + KV cache at inference.n_ctx +
+    # the runtime. Mistral 7B Q4_K_M at 16384 tokens: 4.37 GB + 2.15 GB + 0.3 GB.
+    config = tmp_path / "config.toml"
+    config.write_text("[inference]\nn_ctx = 16384\n", encoding="utf-8")
+    assert cli.main(["--config", str(config), "--models-dir", str(tmp_path), "catalog"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(
+        "    TheBloke/Mistral-7B-Instruct-v0.2-GGUF  mistral-7b-instruct-v0.2.Q4_K_M.gguf"
+    )
+    assert "needs 6.8 GB of RAM" in lines[at + 1]
 
 
 def test_cli_errors_are_one_line(online: HubServer, tmp_path, capsys) -> None:

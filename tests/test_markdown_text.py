@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from llm.chat_export import chat_to_markdown
 from llm.markdown_text import close_open_fence
 from llm.storage import ChatStore
 
@@ -41,7 +42,7 @@ def test_an_export_after_an_open_code_block_is_not_code(tmp_path: Path) -> None:
     store.add_message(chat_id, "user", "Write a Python function that adds two numbers")
     store.add_message(chat_id, "assistant", OPEN_BLOCK, model="m.gguf", format="gguf")
     store.add_message(chat_id, "user", "Thanks!")
-    text = store.export_markdown(chat_id)
+    text = chat_to_markdown(store.get_chat(chat_id))
     assert OPEN_BLOCK + "\n```\n\n## User · " in text
     assert text.count("```") == 2
     store.close()

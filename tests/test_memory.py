@@ -1,4 +1,5 @@
-"""The RAM check before loading: refuse with both numbers, allow an explicit override."""
+"""The fit rule (llm.fit): the RAM check before loading refuses with both numbers and allows an
+explicit override; the verdict the pages and the CLI show follows the same rule."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from pathlib import Path
 import pytest
 
 from llm.engine import Engine
-from llm.gguf_file import read_gguf_header
-from llm.memory import (
+from llm.fit import (
     RUNTIME_OVERHEAD_BYTES,
     InsufficientMemoryError,
+    Machine,
     available_ram_bytes,
+    check_fit,
     check_fits_in_ram,
+    ram_for_file,
+    ram_verdict,
 )
+from llm.gguf_file import read_gguf_header
 
 
 def test_needed_is_weights_plus_kv_cache_plus_overhead(scripted_model: Path) -> None:
@@ -64,3 +69,18 @@ def test_engine_refuses_a_model_too_big_for_ram_unless_told(
         small.close()
     finally:
         engine.close()
+
+
+def test_loading_and_the_verdict_follow_one_rule(scripted_model: Path) -> None:
+    # What the engine loads without asking is exactly what the pages and the CLI call "fits".
+    info = read_gguf_header(scripted_model)
+    need = ram_for_file(info, 2048)
+    assert need.total == info.size_bytes + info.kv_cache_bytes(2048) + RUNTIME_OVERHEAD_BYTES
+    assert check_fits_in_ram(info, 2048, available=need.total) == need.total
+    with pytest.raises(InsufficientMemoryError):
+        check_fits_in_ram(info, 2048, available=need.total - 1)
+    total = 100 * need.total
+    for free, verdict in ((need.total, "fits"), (need.total - 1, "tight")):
+        machine = Machine(ram_total=total, ram_available=free, disk_free=10**12, models_dir="/m")
+        assert check_fit(info.size_bytes, machine, ram_bytes=need.total).ram == verdict
+    assert ram_verdict(need.total, need.total - 1, need.total) == "does_not_fit"

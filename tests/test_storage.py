@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from llm.chat_export import chat_to_json, chat_to_markdown, import_chat
 from llm.errors import ChatImportError, ChatNotFoundError, StorageError
 from llm.storage import DB_FILE_NAME, ChatStore
 
@@ -96,7 +97,7 @@ def test_titles_rename_and_delete(db_path: Path) -> None:
         lambda: store.delete_chat(chat_id),
         lambda: store.add_message(chat_id, "user", "x"),
         lambda: store.start_reply(chat_id),
-        lambda: store.export_markdown(chat_id),
+        lambda: chat_to_markdown(store.get_chat(chat_id)),
     ):
         with pytest.raises(ChatNotFoundError):
             call()
@@ -251,9 +252,10 @@ def test_null_bytes_and_invalid_unicode(db_path: Path) -> None:
     with raw(db_path) as db:
         db.execute("UPDATE messages SET content = CAST(X'4F4BFF' AS TEXT) WHERE id = ?", (reply,))
     assert store.get_chat(chat_id).messages[1].content == "OK\ufffd"
-    assert "OK\ufffd" in store.export_markdown(chat_id)
-    assert "\x00" not in store.export_markdown(chat_id)  # replaced: tools see text, not binary
-    json.loads(store.export_json(chat_id))
+    markdown = chat_to_markdown(store.get_chat(chat_id))
+    assert "OK\ufffd" in markdown
+    assert "\x00" not in markdown  # replaced: tools see text, not binary
+    json.loads(chat_to_json(store.get_chat(chat_id)))
 
 
 def test_threads_sharing_one_store_lose_nothing(db_path: Path) -> None:
@@ -304,7 +306,7 @@ def _full_chat(store: ChatStore) -> int:
 def test_export_markdown(db_path: Path) -> None:
     store = ChatStore(db_path)
     chat_id = _full_chat(store)
-    text = store.export_markdown(chat_id)
+    text = chat_to_markdown(store.get_chat(chat_id))
     assert text.startswith("# What is the capital of France? # not a heading\n")
     assert "- Model: tinyllama.gguf (format zephyr)" in text
     assert "temperature 0.3" in text
@@ -330,10 +332,10 @@ def test_export_markdown(db_path: Path) -> None:
 def test_export_json_and_import_round_trip(db_path: Path) -> None:
     store = ChatStore(db_path)
     chat_id = _full_chat(store)
-    exported = store.export_json(chat_id)
+    exported = chat_to_json(store.get_chat(chat_id))
     document = json.loads(exported)
     assert document["format"] == "localchat-chat" and document["version"] == 1
-    copy_id = store.import_json(exported.encode("utf-8"))
+    copy_id = import_chat(store, exported.encode("utf-8"))
     assert copy_id != chat_id
     original, copy = store.get_chat(chat_id), store.get_chat(copy_id)
     assert copy.title == original.title and copy.system_prompt == original.system_prompt
@@ -348,7 +350,7 @@ def test_export_json_and_import_round_trip(db_path: Path) -> None:
     assert comparable(copy) == comparable(original)
     assert comparable(copy)[2]["content"] == "서울은? \x00 🎉"  # NUL survives JSON
     assert store.list_chats()[0].id == copy_id  # an import is new activity
-    again = json.loads(store.export_json(copy_id))
+    again = json.loads(chat_to_json(store.get_chat(copy_id)))
     assert again["chat"]["messages"] == document["chat"]["messages"]
 
 
@@ -399,7 +401,7 @@ def test_bad_imports_are_refused_and_store_nothing(
 ) -> None:
     store = ChatStore(db_path)
     with pytest.raises(ChatImportError, match=message):
-        store.import_json(data)
+        import_chat(store, data)
     assert store.list_chats() == []
 
 
@@ -411,8 +413,8 @@ def test_a_chat_remembers_its_backend(db_path: Path) -> None:
     chat = store.get_chat(chat_id)
     assert (chat.backend, chat.model) == ("gpu-box", "qwen2.5-7b")
     assert store.list_chats()[0].backend == "gpu-box"
-    assert "- Model: qwen2.5-7b on gpu-box" in store.export_markdown(chat_id)
-    copy = store.get_chat(store.import_json(store.export_json(chat_id)))
+    assert "- Model: qwen2.5-7b on gpu-box" in chat_to_markdown(store.get_chat(chat_id))
+    copy = store.get_chat(import_chat(store, chat_to_json(store.get_chat(chat_id))))
     assert (copy.backend, copy.model) == ("gpu-box", "qwen2.5-7b")
     with pytest.raises(StorageError, match="backend 'a b' must be"):
         store.begin_exchange(chat_id, "Again", model="m", backend="a b")
@@ -433,7 +435,7 @@ def test_import_of_a_streaming_reply_and_untitled_chat(db_path: Path) -> None:
         }
     )
     store = ChatStore(db_path)
-    chat = store.get_chat(store.import_json(data))
+    chat = store.get_chat(import_chat(store, data))
     assert chat.title == "Where is Busan?" and chat.chat_format == "auto"
     assert [m.status for m in chat.messages] == ["complete", "interrupted"]
 

@@ -20,6 +20,7 @@ import pytest
 from conftest import REPLY, run_llm
 from gguf_factory import write_scripted_model
 
+from llm.chat_export import chat_to_markdown
 from llm.cli import main
 from llm.storage import DB_FILE_NAME, ChatStore
 
@@ -228,7 +229,9 @@ def test_kill_9_during_a_streamed_reply(
         assert len(cut.content) < len(SLOW_REPLY)
         assert printed.startswith(cut.content)  # what was saved had been shown
         assert chat.model == "slow-scripted.gguf"
-        assert "*Interrupted: LocalChat stopped while" in reopened.export_markdown(chat_id)
+        assert "*Interrupted: LocalChat stopped while" in chat_to_markdown(
+            reopened.get_chat(chat_id)
+        )
     db = sqlite3.connect(data / DB_FILE_NAME)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from gguf_factory import write_scripted_model
 
+from llm.chat_export import import_chat
 from llm.chat_log import ChatLog
 from llm.config import SamplingParams
 from llm.engine import Engine
@@ -163,7 +164,7 @@ def test_a_full_disk_refuses_writes_clearly_and_keeps_the_database_whole(
         with pytest.raises(StorageError, match=FULL):
             store.begin_exchange(kept, "y" * 20_000)  # question and reply: one transaction
         with pytest.raises(StorageError, match=FULL):
-            store.import_json(export)  # a chat and six messages: one transaction
+            import_chat(store, export)  # a chat and six messages: one transaction
         # Nothing half-written: the earlier chat as it was, no stray chat or message.
         assert store.get_chat(kept) == before
         assert [c.id for c in store.list_chats()] == [kept]
@@ -174,7 +175,7 @@ def test_a_full_disk_refuses_writes_clearly_and_keeps_the_database_whole(
         store.add_message(kept, "user", "x" * 20_000)
         _, reply_id = store.begin_exchange(kept, "y" * 20_000)
         store.finish_reply(reply_id, status="complete", text="Paris again.")
-        imported = store.import_json(export)
+        imported = import_chat(store, export)
         assert len(store.get_chat(imported).messages) == 6
         assert [m.content[:1] for m in store.get_chat(kept).messages] == list("WPxyP")
     with ChatStore.in_folder(disk.folder) as store:  # reopened: all there

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm import migrations
+from llm.chat_export import chat_to_markdown
 from llm.errors import StorageError
 from llm.storage import DB_FILE_NAME, ChatStore
 
@@ -99,7 +100,7 @@ def test_version_1_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
         store.finish_reply(reply, status="stopped", text="Rome", figures={"completion_tokens": 1})
         assert store.get_chat(1).messages[-1].status == "stopped"
         store.delete_chat(2)  # the v1 foreign key still cascades
-        assert "Old chat" in store.export_markdown(1)
+        assert "Old chat" in chat_to_markdown(store.get_chat(1))
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -36,6 +36,7 @@ from conftest import REPLY
 from gguf_factory import write_scripted_model
 from playwright.sync_api import Browser, Page, expect
 
+from llm.chat_export import chat_to_json
 from llm.storage import ChatStore
 
 pytestmark = pytest.mark.timeout(180)
@@ -173,7 +174,9 @@ def test_a_chat_offers_to_load_its_model_and_model_html_stays_text(
         chat_id = other.create_chat(title="Markup", model=HTML)
         other.add_message(chat_id, "user", "Show me markup")
         other.add_message(chat_id, "assistant", "<b>not bold</b>")
-        (tmp_path / "markup.json").write_text(other.export_json(chat_id), encoding="utf-8")
+        (tmp_path / "markup.json").write_text(
+            chat_to_json(other.get_chat(chat_id)), encoding="utf-8"
+        )
     page = open_page(browser, slow_app.url)
     try:
         page.locator("#import_json-upload-file").set_input_files(tmp_path / "markup.json")

@@ -1,8 +1,9 @@
 """Hub commands for the command line: `download`, `search`, `files` and `catalog`.
 
-llm/cli.py wires them in (`add_hub_parsers(commands)`, then `HUB_COMMANDS` in its table);
-`python -m llm.hub_cli` runs them on their own. `download` draws a tqdm bar on a terminal and
-resumes an interrupted download when run again; Ctrl-C stops it keeping the partial file.
+llm/cli.py wires them in (`add_hub_parsers(commands)`, then `HUB_COMMANDS` in its table).
+`download` draws a tqdm bar on a terminal and resumes an interrupted download when run again;
+Ctrl-C stops it keeping the partial file. `files` and `catalog` say whether each file fits this
+machine at the configured context (`llm.fit`, the rule the models page and loading use).
 """
 
 from __future__ import annotations
@@ -11,24 +12,15 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .catalog import Catalog, load_catalog
-from .config import Config
-from .errors import LocalChatError
-from .gguf_file import human_size
-from .hub import (
-    DownloadProgress,
-    HubNotFoundError,
-    HubSettings,
-    check_fit,
-    check_repo_id,
-    download_model,
-    fit_of,
-    list_gguf_files,
-    machine_status,
-    partial_downloads,
-    safe_local_name,
-    search_models,
-)
+from ..catalog import Catalog, CatalogEntry, load_catalog
+from ..config import Config
+from ..errors import HubNotFoundError, LocalChatError
+from ..fit import Fit, Machine, hub_file_fit, machine_status
+from ..gguf_file import human_size
+from .api import GgufModel, HubSettings, list_gguf_files, search_models
+from .download import download_model, partial_downloads
+from .names import check_repo_id, safe_local_name
+from .progress import DownloadProgress
 
 EXIT_INTERRUPTED = 130
 
@@ -77,7 +69,8 @@ def cmd_download(args: argparse.Namespace, config: Config) -> int:
     if model is None:
         names = ", ".join(m.file_name for m in listing.models[:5]) or "none"
         raise HubNotFoundError(f"file {args.file} not found in {args.repo} (GGUF files: {names})")
-    fit = fit_of(model, machine_status(config.models_dir), _catalog())
+    machine = machine_status(config.models_dir)
+    fit = _fit(model, machine, config, _catalog())
     if fit.ram != "fits":
         print(f"warning: {fit.message}", file=sys.stderr)
     print(
@@ -133,7 +126,7 @@ def cmd_files(args: argparse.Namespace, config: Config) -> int:
     if not listing.models:
         print("  (no .gguf files)")
     for model in listing.models:
-        fit = fit_of(model, machine, catalog)
+        fit = _fit(model, machine, config, catalog)
         quant = model.quantization or "?"
         print(f"  {model.name}  {quant}  {human_size(model.size_bytes)}  {fit.message}")
     waiting = [p for p in partial_downloads(config.models_dir) if p.repo_id == listing.repo_id]
@@ -149,12 +142,21 @@ def cmd_catalog(args: argparse.Namespace, config: Config) -> int:
     catalog = load_catalog()
     machine = machine_status(config.models_dir)
     for entry in catalog.entries:
-        fit = check_fit(entry.size_bytes, machine, ram_bytes=entry.ram_bytes)
+        fit = _fit(entry, machine, config, catalog)
         star = " *recommended*" if entry.recommended else ""
         print(f"{entry.name} {entry.quantization}{star}  ({entry.license})")
         print(f"    {entry.repo_id}  {entry.file_name}")
         print(f"    {human_size(entry.size_bytes)} download, {fit.message}")
     return 0
+
+
+def _fit(
+    file: GgufModel | CatalogEntry, machine: Machine, config: Config, catalog: Catalog | None
+) -> Fit:
+    """The verdict at the configured context: llm.fit's rule, as on the models page."""
+    return hub_file_fit(
+        file.repo_id, file.file_name, file.size_bytes, machine, n_ctx=config.n_ctx, catalog=catalog
+    )
 
 
 def _catalog() -> Catalog | None:
