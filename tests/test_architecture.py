@@ -13,7 +13,9 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import PROJECT_DIR
+
+ROOT = PROJECT_DIR
 LAYERS = ("llm", "web", "pages", "main")
 ALLOWED = {
     "main": {"main", "pages", "web", "llm"},

@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPLY
+from support import PROJECT_DIR, commands
+from support.replies import REPLY
 
 from llm.config import SamplingParams
 from llm.engine import Engine
 from llm.session import ChatSession
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def test_ignore_eos_makes_every_reply_max_tokens_long(scripted_model: Path) -> None:
@@ -43,8 +42,9 @@ def test_ignore_eos_makes_every_reply_max_tokens_long(scripted_model: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, project_env: dict[str, str]) -> dict:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("bench")
+    env = {**commands.project_env(), "LOCALCHAT_DATA_DIR": str(folder / "data")}
     out = folder / "quick.json"
     command = [
         sys.executable,
@@ -60,7 +60,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, project_env: dict[str, s
         str(out),
     ]
     done = subprocess.run(
-        command, cwd=PROJECT_DIR, env=project_env, capture_output=True, text=True, timeout=240
+        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))

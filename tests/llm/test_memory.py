@@ -51,7 +51,7 @@ def test_mistral_7b_q4_k_m_does_not_fit_in_3_gb(scripted_model: Path) -> None:
 def test_engine_refuses_a_model_too_big_for_ram_unless_told(
     scripted_model: Path, tmp_path: Path
 ) -> None:
-    from gguf_factory import write_scripted_model
+    from support.gguf_factory import write_scripted_model
 
     # A real file whose trained context is huge: at 1M tokens x 48 layers the KV cache needs
     # more RAM than this machine has, though the weights are tiny.

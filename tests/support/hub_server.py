@@ -469,7 +469,7 @@ def populate(hub: HubServer, folder: object, script: list[str]) -> None:
     """Write the test models with gguf_factory and publish them in `hub`'s repositories."""
     from pathlib import Path
 
-    from gguf_factory import write_scripted_model
+    from .gguf_factory import write_scripted_model
 
     folder = Path(str(folder))
     small, small_q8, medium = (

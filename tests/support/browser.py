@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from . import PROJECT_DIR
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

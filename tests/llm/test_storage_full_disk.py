@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gguf_factory import write_scripted_model
+from support.gguf_factory import write_scripted_model
 
 from llm.chat_export import import_chat
 from llm.chat_log import ChatLog

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPLY, run_llm
-from gguf_factory import write_html
+from support.commands import run_llm
+from support.gguf_factory import write_html
+from support.replies import REPLY
 
 from llm.prompts import FORMATS, render_prompt
 

@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser import (
+from playwright.sync_api import Browser, Page, expect
+from support import PROJECT_DIR
+from support.browser import (
     VIEWPORT,
     RunningApp,
     bubbles,
@@ -37,10 +39,9 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY
-from gguf_factory import write_scripted_model, write_truncated
-from local_http import serving
-from playwright.sync_api import Browser, Page, expect
+from support.gguf_factory import write_scripted_model, write_truncated
+from support.local_http import serving
+from support.replies import REPLY
 
 from llm.storage import ChatStore
 
@@ -164,7 +165,7 @@ def test_taipyignore_covers_every_file_but_the_style_sheet_and_its_assets() -> N
     # for files the HTTP test above cannot count on existing (models, the database).
     from gitignore_parser import parse_gitignore
 
-    project = Path(__file__).resolve().parent.parent
+    project = PROJECT_DIR
     ignored = parse_gitignore(project / ".taipyignore")
     for path in ("main.css", "assets/favicon.svg", "assets/fonts/lato-latin-700-normal.woff2"):
         assert not ignored(str(project / path)), path

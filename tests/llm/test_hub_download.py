@@ -1,5 +1,5 @@
 """Downloading from the Hub into the models folder, against a real local HTTP server that speaks
-the Hub's API (tests/hub_server.py): progress events, resume after a dropped connection and
+the Hub's API (tests/support/hub_server.py): progress events, resume after a dropped connection and
 after the client process is killed, checksum verification, disk space, the queue, and the
 downloaded model loading in the real engine."""
 
@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPLY
-from hub_server import (
+from support.hub_server import (
     MEDIUM,
     MEDIUM_REPO,
     REPO,
@@ -28,6 +27,7 @@ from hub_server import (
     HubServer,
     git_blob_id,
 )
+from support.replies import REPLY
 
 from llm.config import SamplingParams
 from llm.engine import Engine

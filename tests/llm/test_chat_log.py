@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import LONG_SCRIPT, REPLY
+from support.replies import LONG_SCRIPT, REPLY
 
 from llm.chat_log import ChatLog, history_from_messages
 from llm.config import Config, SamplingParams

@@ -1,6 +1,6 @@
 """The Hub without downloading: names, the catalog, RAM/disk verdicts, search, file listings,
 and the errors users see (404, 401/403, offline, no network) — against a real local HTTP
-server that speaks the Hub's API (tests/hub_server.py)."""
+server that speaks the Hub's API (tests/support/hub_server.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 import itertools
 
 import pytest
-from hub_server import (
+from support.hub_server import (
     GATED_REPO,
     MEDIUM_REPO,
     OTHER_REPO,

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import free_port
-from conftest import REPLY, SCRIPT, run_llm
-from gguf_factory import write_scripted_model
-from remote_server import Server, buffering_proxy, llama_cpp_server
+from support.browser import free_port
+from support.commands import run_llm
+from support.gguf_factory import write_scripted_model
+from support.remote_server import Server, buffering_proxy, llama_cpp_server
+from support.replies import REPLY, SCRIPT
 
 from llm.config import Backend, SamplingParams, config_from_dict
 from llm.errors import (

@@ -1,6 +1,6 @@
 """The models page's "Get models" panel end to end, in real Chromium.
 
-A local Hub server (tests/hub_server.py) serves small generated GGUF models, throttled so a
+A local Hub server (tests/support/hub_server.py) serves small generated GGUF models, throttled so a
 download takes a few seconds and held part-way so the page is seen mid-download however busy the
 machine is; the app runs as a subprocess with HF_ENDPOINT pointing at it and
 an empty models folder. The user takes the one-click first model, then searches the Hub, sees
@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from browser import RunningApp, go_to, open_page, running_app, screenshots_dir
-from conftest import SCRIPT
-from hub_server import MEDIUM, MEDIUM_REPO, REPO, SMALL, HubServer, populate
 from playwright.sync_api import Browser, Page, expect
+from support.browser import RunningApp, go_to, open_page, running_app, screenshots_dir
+from support.hub_server import MEDIUM, MEDIUM_REPO, REPO, SMALL, HubServer, populate
+from support.replies import SCRIPT
 
 from llm.catalog import load_catalog
 from llm.hub import CHUNK_SIZE

@@ -24,7 +24,8 @@ from typing import Any
 
 import psutil
 import pytest
-from browser import (
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
+from support.browser import (
     RunningApp,
     go_to,
     notifications,
@@ -33,9 +34,8 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY, SCRIPT
-from gguf_factory import write_scripted_model
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect
+from support.gguf_factory import write_scripted_model
+from support.replies import REPLY, SCRIPT
 
 from llm.storage import ChatStore
 

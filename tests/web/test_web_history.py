@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from browser import (
+from playwright.sync_api import Browser, Page, expect
+from support.browser import (
     VIEWPORT,
     RunningApp,
     bubbles,
@@ -32,9 +33,8 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY
-from gguf_factory import write_scripted_model
-from playwright.sync_api import Browser, Page, expect
+from support.gguf_factory import write_scripted_model
+from support.replies import REPLY
 
 from llm.chat_export import chat_to_json
 from llm.storage import ChatStore

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import (
+from support.browser import (
     RunningApp,
     chromium,
     run_main,
@@ -20,11 +20,10 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY
+from support.replies import REPLY
 
 from web.access import is_loopback
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"
 
 

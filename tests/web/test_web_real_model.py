@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import (
+from playwright.sync_api import Browser, Page, expect
+from support.browser import (
     RunningApp,
     bubbles,
     chat_list,
@@ -27,8 +28,7 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import run_llm
-from playwright.sync_api import Browser, Page, expect
+from support.commands import run_llm
 
 from llm.config import load_config
 from llm.starter import SMOLLM2

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import (
+from playwright.sync_api import Page, expect
+from support.browser import (
     RunningApp,
     bubbles,
     go_to,
@@ -22,8 +23,7 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY
-from playwright.sync_api import Page, expect
+from support.replies import REPLY
 
 from pages.i18n import LANGUAGES, labels
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import gguf
 import psutil
 import pytest
-from conftest import LONG_SCRIPT, REPLY, SCRIPT
-from gguf_factory import script_token_ids, write_scripted_model
+from support import PROJECT_DIR
+from support.gguf_factory import script_token_ids, write_scripted_model
+from support.replies import LONG_SCRIPT, REPLY, SCRIPT
 
 from llm.config import SamplingParams
 from llm.engine import Engine
@@ -422,7 +423,7 @@ def test_the_worker_ends_quietly_when_the_app_is_killed(long_model: Path, tmp_pa
         "time.sleep(60)\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
     owner = subprocess.Popen(
         [sys.executable, str(script)],
         env=env,

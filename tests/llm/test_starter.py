@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_llm
+from support.commands import run_llm
 
 from llm.starter import (
     SMOLLM2,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import run_main
+from support.browser import run_main
 
 
 def test_help_lists_the_flags(project_env: dict[str, str], tmp_path: Path) -> None:

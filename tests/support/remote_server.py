@@ -25,8 +25,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from browser import free_port
-from local_http import serving
+
+from .browser import free_port
+from .local_http import serving
 
 READY_TIMEOUT_S = 90
 

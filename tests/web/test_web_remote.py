@@ -21,7 +21,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from browser import (
+from playwright.sync_api import Page, expect
+from support.browser import (
     RunningApp,
     bubbles,
     choose_option,
@@ -34,10 +35,10 @@ from browser import (
     send_message,
     wait_for_reply_end,
 )
-from conftest import REPLY, run_llm
-from gguf_factory import write_scripted_model
-from playwright.sync_api import Page, expect
-from remote_server import Server, llama_cpp_server
+from support.commands import run_llm
+from support.gguf_factory import write_scripted_model
+from support.remote_server import Server, llama_cpp_server
+from support.replies import REPLY
 
 from llm.storage import ChatStore
 

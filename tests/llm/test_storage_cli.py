@@ -17,14 +17,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPLY, run_llm
-from gguf_factory import write_scripted_model
+from support import PROJECT_DIR
+from support.commands import run_llm
+from support.gguf_factory import write_scripted_model
+from support.replies import REPLY
 
 from llm.chat_export import chat_to_markdown
 from llm.cli import main
 from llm.storage import DB_FILE_NAME, ChatStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_DIR
 SLOW_SCRIPT = [f" s{i}" for i in range(600)]
 SLOW_REPLY = "".join(SLOW_SCRIPT).lstrip()
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gguf_factory import (
+from support.gguf_factory import (
     write_empty,
     write_html,
     write_random,
