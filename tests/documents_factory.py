@@ -89,11 +89,13 @@ def write_corrupt_docx(path: Path) -> Path:
 
 def write_zip_bomb_docx(path: Path, unpacked_bytes: int) -> Path:
     """A small .docx whose one member unpacks to `unpacked_bytes` of zeros."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("word/document.xml", "w") as member:
-            block = b"\0" * (1 << 20)
-            for _ in range(unpacked_bytes // len(block)):
-                member.write(block)
+    block = b"\0" * (1 << 20)
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("word/document.xml", "w") as member,
+    ):
+        for _ in range(unpacked_bytes // len(block)):
+            member.write(block)
     return path
 
 
@@ -108,3 +110,40 @@ def write_oversize(path: Path, size: int) -> Path:
     with open(path, "wb") as file:
         file.truncate(size)
     return path
+
+
+# Made-up facts, one file of each format, that no model can know from training.
+FACTS = {
+    "festival.pdf": "The Zorblat festival is held in Quenville every April. It celebrates "
+    "purple turnips.",
+    "budget.docx": "The Moonbase project costs 7,400 gold crowns.",
+    "pets.md": "My cat is named Biscuit Thunderpaw.",
+    "river.txt": "The Velvo river is 312 kilometres long.",
+    "mountain.html": "Mount Brel is 4,210 metres high.",
+}
+KOREAN = {
+    "seoul.md": "# 서울\n서울은 대한민국의 수도이다. 인구가 많다.\n",
+    "river-ko.txt": "한강은 서울을 가로질러 흐르는 강이다.",
+}
+
+
+def write_fact_files(folder: Path, *, korean: bool = True) -> Path:
+    """One file of each format carrying FACTS (the PDF's fact on page 2, the DOCX's in a
+    section with a table), plus KOREAN text files; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_pdf(
+        folder / "festival.pdf",
+        ["An introduction to the town of Quenville and its hills.", FACTS["festival.pdf"]],
+    )
+    write_docx(
+        folder / "budget.docx",
+        [("Budget", FACTS["budget.docx"]), ("Crew", "The crew trains in the desert.")],
+        [["Item", "Owner"], ["Moonbase", "Captain Ferrow"]],
+    )
+    write_text(folder / "pets.md", f"# Pets\n## Cats\n{FACTS['pets.md']}\n## Dogs\nNo dogs.\n")
+    write_text(folder / "river.txt", FACTS["river.txt"])
+    write_html(folder / "mountain.html", "Mountains", [("Mount Brel", FACTS["mountain.html"])])
+    if korean:
+        for name, text in KOREAN.items():
+            write_text(folder / name, text)
+    return folder

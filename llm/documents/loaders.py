@@ -39,7 +39,7 @@ class Budget:
     """What reading one file may still use; `spend` says when to stop."""
 
     deadline: float
-    chars_left: int = MAX_CHARS
+    chars_left: int
     note: str = ""  # set when the file was cut short
 
     def take(self, text: str, where: str) -> str:
@@ -101,7 +101,7 @@ class DocumentFileLoader(BaseLoader):
                 f"is {size / 2**20:,.0f} MB; documents of at most "
                 f"{MAX_FILE_BYTES // 2**20} MB are indexed"
             )
-        budget = Budget(deadline=time.monotonic() + self.time_limit_s)
+        budget = Budget(time.monotonic() + self.time_limit_s, MAX_CHARS)
         any_text = False
         for document in read(path, budget):
             if document.page_content.strip():
