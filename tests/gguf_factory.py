@@ -198,6 +198,7 @@ def _write_llama_gguf(
     n_ff: int,
     n_ctx_train: int,
     dtype: str,
+    pooling: gguf.PoolingType | None = None,
 ) -> None:
     n_vocab, n_embd = embd.shape
     n_head = 4
@@ -225,6 +226,8 @@ def _write_llama_gguf(
     writer.add_rope_dimension_count(n_embd // n_head)
     writer.add_rope_freq_base(10000.0)
     writer.add_vocab_size(n_vocab)
+    if pooling is not None:
+        writer.add_pooling_type(pooling)
 
     writer.add_tokenizer_model("llama")
     writer.add_token_list(vocab.tokens)
@@ -307,7 +310,7 @@ def write_scripted_model(
 
 
 def write_embedding_model(
-    path: StrPath, words: Sequence[str], *, n_embd: int = 64, seed: int = 0
+    path: StrPath, words: Sequence[str], *, n_embd: int = 64, seed: int = 0, pooling: bool = True
 ) -> None:
     """Write a llama model usable with `embedding=True` whose vectors are a bag of words.
 
@@ -315,6 +318,8 @@ def write_embedding_model(
     mean over a text's tokens depends only on which tokens it holds: texts sharing the
     `words` (each a token, with every prefix so the tokenizer can reach it) are close. It
     tells nothing about an embedding model's quality: only that the GGUF path works.
+    `pooling` writes mean pooling into the file, as embedding models have; without it the
+    file is like a chat model's, which names no pooling.
     """
     vocab = _base_vocab()
     for word in words:
@@ -335,6 +340,7 @@ def write_embedding_model(
         n_ff=n_embd,
         n_ctx_train=2048,
         dtype="f32",
+        pooling=gguf.PoolingType.MEAN if pooling else None,
     )
 
 

@@ -153,9 +153,15 @@ class RemoteEmbedder(Embedder):
             )
         try:
             data = sorted(response.json()["data"], key=lambda item: item["index"])
-            return unit_rows([item["embedding"] for item in data])
+            # A server without pooling sends one vector per token: their mean is the text's.
+            return unit_rows([_pooled(item["embedding"]) for item in data])
         except (ValueError, KeyError, TypeError):
             raise DocumentsError(f"{where} sent embeddings in an unknown shape") from None
+
+
+def _pooled(embedding: Any) -> np.ndarray:
+    vectors = np.asarray(embedding, dtype=np.float32)
+    return vectors.mean(axis=0) if vectors.ndim == 2 else vectors
 
 
 def checked_spec(spec: str, config: Config) -> str:
