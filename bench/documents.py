@@ -84,23 +84,31 @@ def quality(work: Path) -> dict[str, Any]:
 
 # -- scale ------------------------------------------------------------------------------------
 
-WORDS = (  # noqa: SIM905 - a word list reads better as text
-    "river mountain festival engine library budget harbour lantern museum bread cake trail "
-    "hotel crew thrust copper winter summer market captain garden bridge tower valley forest "
-    "island village station ticket season report meeting project window kitchen letter"
-).split()
+
+def vocabulary(size: int = 5000) -> list[str]:
+    """Made-up words from syllables: a vocabulary as large as a real document set's."""
+    import itertools
+
+    syllables = [a + b for a in "bdfgklmnprstvz" for b in ("a", "e", "i", "o", "u", "ar", "en")]
+    words = ("".join(p) for n in (2, 3) for p in itertools.product(syllables, repeat=n))
+    return list(itertools.islice(words, size))
+
+
+WORDS = vocabulary()
 
 
 def write_corpus(folder: Path, files: int, paragraphs: int) -> None:
-    """`files` text files of `paragraphs` paragraphs (~750 characters each: one passage)."""
+    """`files` text files of `paragraphs` paragraphs (~700 characters: one passage each),
+    words drawn with Zipf's law (a few common, most rare), as in real text."""
     import random
 
     rng = random.Random(7)
+    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
     folder.mkdir(parents=True)
     for i in range(files):
         parts = []
         for j in range(paragraphs):
-            words = " ".join(rng.choice(WORDS) for _ in range(110))
+            words = " ".join(rng.choices(WORDS, weights, k=90))
             parts.append(f"Document {i} part {j} code K{i:04}{j:02}. {words}.")
         (folder / f"doc{i:04}.txt").write_text("\n\n".join(parts), encoding="utf-8")
 
@@ -172,11 +180,14 @@ def reply_speed(work: Path, model: Path, rounds: int, tokens: int) -> dict[str, 
         library.create("busy", [corpus])
 
         def reply() -> float:
+            """Decode speed as the caller sees it: tokens after the first, per second."""
             session.reset()
             answer = session.ask("Tell me about rivers and mountains in one long story.")
+            first = 0.0
             for _ in answer:
-                pass
-            return answer.figures.tokens_per_second
+                first = first or time.perf_counter()
+            seconds = time.perf_counter() - first
+            return (answer.figures.completion_tokens - 1) / seconds
 
         reply()  # warm-up
         for round_number in range(rounds):

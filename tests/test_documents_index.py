@@ -20,7 +20,7 @@ from llm.child_process import start_child
 from llm.config import Config
 from llm.documents import Library
 from llm.documents.embedders import WordLlamaEmbedder
-from llm.documents.index_process import run_indexing
+from llm.documents.index_process import IndexingService, run_indexing
 from llm.documents.indexer import Indexer
 
 
@@ -158,7 +158,10 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_run_resumes(
         for r in library.files("big")
         if r.status == "indexed"
     }
-    assert library.index("big") == "done"
+    service = IndexingService(library)  # as the app does when it starts again
+    assert service.resume_interrupted() == ["big"]
+    service.wait("big", timeout=120)
+    assert service.results == {"big": "done"}
     consistent(library.store.path)
     assert library.progress("big").files_done == 40  # counted on from where it stopped
     for path, ids in done_before.items():

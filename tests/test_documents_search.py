@@ -124,6 +124,16 @@ def test_chat_with_documents_stores_the_users_text_and_the_sources(
         assert log.session.history[-2]["content"] == question  # history stays clean too
 
 
+def test_engine_says_when_it_is_busy(engine: Engine) -> None:
+    assert not engine.busy
+    reply = iter(ChatSession(engine).ask("Hi"))
+    next(reply)  # streaming: background indexing pauses now
+    assert engine.busy
+    for _ in reply:
+        pass
+    assert not engine.busy
+
+
 def test_gguf_embedder_is_usable_as_langchain_embeddings(tmp_path: Path) -> None:
     path = tmp_path / "bow.gguf"
     write_embedding_model(
