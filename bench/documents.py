@@ -29,6 +29,7 @@ from llm.config import Config, SamplingParams  # noqa: E402
 from llm.documents import Library  # noqa: E402
 from llm.documents.embedders import WordLlamaEmbedder  # noqa: E402
 from llm.documents.indexer import Indexer  # noqa: E402
+from llm.storage import now  # noqa: E402
 
 MODES = ("keyword", "vector", "hybrid")
 
@@ -190,6 +191,7 @@ def reply_speed(work: Path, model: Path, rounds: int, tokens: int) -> dict[str, 
             return (answer.figures.completion_tokens - 1) / seconds
 
         reply()  # warm-up
+        indexed = 0  # passages stored by the helpers during the indexing paths
         for round_number in range(rounds):
             order = list(rates)
             order = order[round_number % 3 :] + order[: round_number % 3]
@@ -207,18 +209,20 @@ def reply_speed(work: Path, model: Path, rounds: int, tokens: int) -> dict[str, 
                         "cancel": cancel,
                     },
                 )
-                before = library.progress("busy").chunks_done
+                collection = library.store.collection("busy")
+                started = now()
                 thread.start()
                 deadline = time.monotonic() + 60
-                # The reply starts once the helper is really working (a file stored).
-                while (
-                    library.progress("busy").chunks_done == before and time.monotonic() < deadline
-                ):
+                # The reply starts once this run's helper is really working (a file stored).
+                while time.monotonic() < deadline:
+                    job = library.store.job(collection.id)
+                    if job and job.started >= started and job.files_done:
+                        break
                     time.sleep(0.05)
                 rates[path].append(reply())
                 cancel.set()
                 thread.join(120)
-        progress = library.progress("busy")
+                indexed += library.progress("busy").chunks_done  # this run started at 0
     engine.close()
 
     # Paired: each round's paths ran seconds apart, so a round's ratio to its own idle reply
@@ -234,7 +238,7 @@ def reply_speed(work: Path, model: Path, rounds: int, tokens: int) -> dict[str, 
         "all": rates,
         "ratio_pausing": paired("indexing, pausing"),
         "ratio_not_pausing": paired("indexing, not pausing"),
-        "indexed_meanwhile": {"files": progress.files_done, "chunks": progress.chunks_done},
+        "passages_indexed": indexed,
     }
 
 
