@@ -209,6 +209,9 @@ def reply_speed(work: Path, model: Path, rounds: int, tokens: int) -> dict[str, 
                         "cancel": cancel,
                     },
                 )
+                # From zero each time, so the helper has work for the whole reply.
+                library.remove("busy")
+                library.create("busy", [corpus])
                 collection = library.store.collection("busy")
                 started = now()
                 thread.start()

@@ -18,7 +18,7 @@ from gguf_factory import write_embedding_model
 
 from llm.child_process import start_child
 from llm.config import Config
-from llm.documents import Library
+from llm.documents import DocumentsError, Library
 from llm.documents.embedders import WordLlamaEmbedder
 from llm.documents.index_process import IndexingService, run_indexing
 from llm.documents.indexer import Indexer
@@ -211,3 +211,26 @@ def test_a_file_that_hangs_its_reader_is_skipped_with_the_reason(
     assert files["hangs.txt"].status == "failed"
     assert "longer than 2 s" in files["hangs.txt"].error
     assert all(files[name].status == "indexed" for name in FACTS)
+
+
+def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> None:
+    library.create("up")
+    saved = library.add_upload("up", "../../evil/notes.md", b"# Notes\nThe owl is called Hoot.")
+    assert saved.parent.parent.parent == library.config.data_dir / "document-uploads"
+    assert saved.name == "notes.md" and saved.read_bytes().startswith(b"# Notes")
+    for name, data, reason in [
+        ("run.exe", b"MZ", "reads PDF, DOCX"),
+        (".hidden.md", b"x", "reads PDF, DOCX"),
+        ("big.txt", b"x" * (50 * 2**20 + 1), "at most 50 MB"),
+    ]:
+        with pytest.raises(DocumentsError, match=reason):
+            library.add_upload("up", name, data)
+    assert library.index("up") == "done"
+    assert library.search(["up"], "owl", k=1)[0].file_name == "notes.md"
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    assert library.checked_paths([allowed], roots=[allowed]) == [str(allowed)]
+    with pytest.raises(DocumentsError, match="not under a folder allowed"):
+        library.checked_paths([tmp_path], roots=[allowed])
+    with pytest.raises(DocumentsError, match="own data or models"):
+        library.checked_paths([library.config.data_dir.parent])

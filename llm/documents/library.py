@@ -20,9 +20,11 @@ from ..config import Config, load_config
 from .context import RetrievedContext, WholeDocument, build_context, estimate_tokens, whole_document
 from .embedders import DEFAULT_EMBEDDER, Embedder, checked_spec, load_embedder
 from .errors import DocumentsError
-from .loaders import supported
+from .loaders import MAX_FILE_BYTES, supported
 from .search import Passage, Searcher
 from .store import DocumentStore, FileRecord, Job
+
+UPLOADS_FOLDER = "document-uploads"  # in the data folder: files added from a page
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,10 @@ class Library:
         self, paths: Sequence[str | Path], *, roots: Sequence[Path] | None = None
     ) -> list[str]:
         """Absolute paths of existing folders or supported files, refusing LocalChat's own
-        data and models folders; with `roots`, only paths under one of them."""
+        data and models folders (uploads excepted); with `roots`, only paths under one of
+        them (a path typed in a page: see docs/documents.md)."""
         own = [self.config.data_dir.resolve(), self.config.models_dir.resolve()]
+        uploads = self.config.data_dir.resolve() / UPLOADS_FOLDER
         checked = []
         for given in paths:
             path = Path(given).expanduser().resolve()
@@ -149,30 +153,69 @@ class Library:
                 raise DocumentsError(
                     f"{given}: LocalChat reads PDF, DOCX, Markdown, text and HTML files"
                 )
-            if any(path == d or d in path.parents or path in d.parents for d in own):
+            uploaded = uploads in path.parents
+            if not uploaded and any(path == d or d in path.parents for d in own):
                 raise DocumentsError(f"{given}: LocalChat's own data and models are not indexed")
-            if roots is not None and not any(
-                path == r or r in path.parents for r in (Path(r).resolve() for r in roots)
+            if any(path in d.parents for d in own):
+                raise DocumentsError(f"{given}: holds LocalChat's own data or models")
+            if (
+                roots is not None
+                and not uploaded
+                and not any(
+                    path == r or r in path.parents for r in (Path(r).resolve() for r in roots)
+                )
             ):
                 raise DocumentsError(f"{given}: not under a folder allowed for documents")
             checked.append(str(path))
         return checked
 
     def create(
-        self, name: str, paths: Sequence[str | Path] = (), *, embedder: str = DEFAULT_EMBEDDER
+        self,
+        name: str,
+        paths: Sequence[str | Path] = (),
+        *,
+        embedder: str = DEFAULT_EMBEDDER,
+        roots: Sequence[Path] | None = None,
     ) -> CollectionInfo:
-        """A new collection of `paths` (index it with `index`)."""
+        """A new collection of `paths` (index it with `index`); `roots` as in
+        `checked_paths`."""
         spec = checked_spec(embedder, self.config)
-        checked = self.checked_paths(paths)
+        checked = self.checked_paths(paths, roots=roots)
         collection = self.store.create_collection(name, spec)
         self.store.add_paths(collection.id, checked)
         return self.collection(name)
 
-    def add_paths(self, name: str, paths: Sequence[str | Path]) -> CollectionInfo:
+    def add_paths(
+        self, name: str, paths: Sequence[str | Path], *, roots: Sequence[Path] | None = None
+    ) -> CollectionInfo:
         """Add folders or files to a collection (index it again to read them)."""
         collection = self.store.collection(name)
-        self.store.add_paths(collection.id, self.checked_paths(paths))
+        self.store.add_paths(collection.id, self.checked_paths(paths, roots=roots))
         return self.collection(name)
+
+    def add_upload(self, name: str, file_name: str, data: bytes) -> Path:
+        """Keep an uploaded file in the collection's uploads folder (in the data folder) and
+        add that folder to the collection; returns where it was written. The name is reduced
+        to its last part; unsupported kinds and files over the size limit are refused."""
+        collection = self.store.collection(name)
+        base = Path(str(file_name).replace("\\", "/")).name.strip()
+        if not base or base.startswith(".") or not supported(Path(base)):
+            raise DocumentsError(
+                f"{file_name!r}: LocalChat reads PDF, DOCX, Markdown, text and HTML files"
+            )
+        if len(data) > MAX_FILE_BYTES:
+            raise DocumentsError(
+                f"{base} is {len(data) / 2**20:,.0f} MB; documents of at most "
+                f"{MAX_FILE_BYTES // 2**20} MB are indexed"
+            )
+        folder = self.config.data_dir / UPLOADS_FOLDER / str(collection.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / base
+        partial = folder / f".{base}.partial"  # hidden: never indexed half-written
+        partial.write_bytes(data)
+        partial.replace(target)
+        self.store.add_paths(collection.id, [str(folder.resolve())])
+        return target
 
     def remove(self, name: str) -> None:
         """Forget a collection and its index; the files themselves are not touched."""
