@@ -216,7 +216,7 @@ def test_a_file_that_hangs_its_reader_is_skipped_with_the_reason(
 def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> None:
     library.create("up")
     saved = library.add_upload("up", "../../evil/notes.md", b"# Notes\nThe owl is called Hoot.")
-    assert saved.parent.parent.parent == library.config.data_dir / "document-uploads"
+    assert saved.parent.parent == library.config.data_dir / "document-uploads"
     assert saved.name == "notes.md" and saved.read_bytes().startswith(b"# Notes")
     for name, data, reason in [
         ("run.exe", b"MZ", "reads PDF, DOCX"),
