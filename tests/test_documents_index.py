@@ -230,7 +230,9 @@ def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> N
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     assert library.checked_paths([allowed], roots=[allowed]) == [str(allowed)]
+    outside = tmp_path / "outside"
+    outside.mkdir()
     with pytest.raises(DocumentsError, match="not under a folder allowed"):
-        library.checked_paths([tmp_path], roots=[allowed])
+        library.checked_paths([outside], roots=[allowed])
     with pytest.raises(DocumentsError, match="own data or models"):
         library.checked_paths([library.config.data_dir.parent])
