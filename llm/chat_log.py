@@ -225,15 +225,22 @@ class ChatLog:
         return log
 
     def ask(
-        self, text: str, *, cancel: threading.Event | None = None, **overrides: Any
+        self,
+        text: str,
+        *,
+        cancel: threading.Event | None = None,
+        context: str = "",
+        **overrides: Any,
     ) -> SavedReply:
         """Like `ChatSession.ask`, saving as it goes. The user message (and the reply, as
         "streaming") is committed before this returns; iterate the result to generate, and
         always iterate it (a reply never iterated stays "streaming" until this process ends).
         `overrides` go to `ChatSession.ask` (sampling overrides for this reply only,
-        `on_queue`); the chat records the session's system prompt, settings and format."""
+        `on_queue`); the chat records the session's system prompt, settings and format.
+        `context` is shown to the model with this message only; the stored message is `text`."""
         session = self.session
-        reply = session.ask(text, cancel=cancel, **overrides)  # bad input: nothing stored
+        # Bad input: nothing stored.
+        reply = session.ask(text, cancel=cancel, context=context, **overrides)
         self.store.update_chat(
             self.chat_id,
             system_prompt=session.system_prompt,

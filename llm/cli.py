@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import remote_cli
+from . import documents_cli, remote_cli
 from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     remote_cli.add_parsers(commands, ask)
     hub_cli.add_hub_parsers(commands)
+    documents_cli.add_parsers(commands, ask)
     _global_flags_everywhere(parser)
     return parser
 
@@ -207,6 +208,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     from .session import open_chat
 
     overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
+    docs = documents_cli.docs_for_ask(args, config)  # unknown collections refused first
     if args.chat is not None:
         if args.system is not None or args.format is not None:
             raise ConfigError("--system and --format cannot change a stored chat (--chat)")
@@ -223,12 +225,12 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
                 engines.local.load(resolve_model(model, config.models_dir))
                 engine = engines.local
             return _stream(
-                ChatLog.resume(store, chat_id, engines, engine=engine), args.prompt, overrides
+                ChatLog.resume(store, chat_id, engines, engine=engine), args.prompt, overrides, docs
             )
     remote = remote_cli.remote_session(args, Engines(config))  # --backend: not llama.cpp
     if remote is not None:
         with _store(config) as store:
-            return _stream(ChatLog.start(store, remote), args.prompt, {})
+            return _stream(ChatLog.start(store, remote), args.prompt, {}, docs)
     model = pick_model(args.model, config.default_model, config.models_dir)
     # A bad model name is refused before the database is touched.
     read_model_file(resolve_model(model, config.models_dir))
@@ -240,7 +242,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
             system_prompt=args.system,
             **overrides,
         )
-        return _stream(ChatLog.start(store, session), args.prompt, {})
+        return _stream(ChatLog.start(store, session), args.prompt, {}, docs)
 
 
 def cmd_starter(args: argparse.Namespace, config: Config) -> int:
@@ -256,18 +258,26 @@ def cmd_starter(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _stream(log: ChatLog, prompt: str, overrides: dict[str, Any]) -> int:
+def _stream(
+    log: ChatLog,
+    prompt: str,
+    overrides: dict[str, Any],
+    docs: documents_cli.DocsForAsk | None = None,
+) -> int:
     cancel = threading.Event()
     # Ctrl-C stops the reply but keeps (and saves) what was written, and prints the figures.
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        reply = log.ask(prompt, cancel=cancel, **overrides)
+        ask = docs.ask if docs else lambda log, prompt, **options: log.ask(prompt, **options)
+        reply = ask(log, prompt, cancel=cancel, **overrides)
         for chunk in reply:
             sys.stdout.write(chunk)
             sys.stdout.flush()
     finally:
         signal.signal(signal.SIGINT, previous)
     sys.stdout.write("\n")
+    if docs:
+        docs.print_sources()
     for warning in reply.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     stopped = " (reply stopped)" if reply.status == "stopped" else ""
@@ -339,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "starter": cmd_starter,
             **remote_cli.COMMANDS,
             **hub_cli.HUB_COMMANDS,
+            **documents_cli.COMMANDS,
         }[args.command]
         return command(args, config)
     except LocalChatError as exc:

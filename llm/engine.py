@@ -89,6 +89,12 @@ class RequestQueue:
             self.leave(ticket)
 
     @property
+    def busy(self) -> bool:
+        """Whether a request holds the worker now."""
+        with self._cond:
+            return self._holder is not None
+
+    @property
     def waiting(self) -> int:
         """Requests waiting in line (not counting the running one)."""
         with self._cond:
@@ -348,6 +354,12 @@ class Engine:
             process.kill()
             process.wait()
         conn.close()
+
+    @property
+    def busy(self) -> bool:
+        """Whether the model is working on a request now (background work such as document
+        indexing pauses meanwhile)."""
+        return self._queue.busy
 
     @property
     def worker_pid(self) -> int | None:

@@ -147,16 +147,26 @@ class ChatSession:
         *,
         cancel: threading.Event | None = None,
         on_queue: Callable[[int], None] | None = None,
+        context: str = "",
         **overrides: Any,
     ) -> Reply:
         """Stream a reply to `text`. Overrides: temperature, top_p, top_k, min_p,
         repeat_penalty, max_tokens, seed. `on_queue(position)` is called while the request
         waits behind others. The exchange joins the history when the reply ends, also when
-        it was stopped early (what was written is kept); not when it never started."""
+        it was stopped early (what was written is kept); not when it never started.
+
+        `context` (e.g. passages from documents) is put before `text` in the prompt of this
+        message only; the history keeps `text` alone."""
         messages = self.messages_for(text)
         params = self.params.replace(**overrides)
+        prompt = messages
+        if context:
+            prompt = [
+                *messages[:-1],
+                {"role": "user", "content": f"{context}\n\n{messages[-1]['content']}"},
+            ]
         events = self.engine.generate(
-            messages, self.format, params, keep_from=self._first_turn, cancel=cancel
+            prompt, self.format, params, keep_from=self._first_turn, cancel=cancel
         )
 
         def remember(reply: Reply) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "UNK_ID",
     "WINNING_LOGIT",
     "script_token_ids",
+    "write_embedding_model",
     "write_empty",
     "write_html",
     "write_random",
@@ -197,6 +198,7 @@ def _write_llama_gguf(
     n_ff: int,
     n_ctx_train: int,
     dtype: str,
+    pooling: gguf.PoolingType | None = None,
 ) -> None:
     n_vocab, n_embd = embd.shape
     n_head = 4
@@ -224,6 +226,8 @@ def _write_llama_gguf(
     writer.add_rope_dimension_count(n_embd // n_head)
     writer.add_rope_freq_base(10000.0)
     writer.add_vocab_size(n_vocab)
+    if pooling is not None:
+        writer.add_pooling_type(pooling)
 
     writer.add_tokenizer_model("llama")
     writer.add_token_list(vocab.tokens)
@@ -302,6 +306,41 @@ def write_scripted_model(
         n_ff=n_ff,
         n_ctx_train=n_ctx_train,
         dtype=dtype,
+    )
+
+
+def write_embedding_model(
+    path: StrPath, words: Sequence[str], *, n_embd: int = 64, seed: int = 0, pooling: bool = True
+) -> None:
+    """Write a llama model usable with `embedding=True` whose vectors are a bag of words.
+
+    Every layer is zero, so a token's output is its own (random, seeded) embedding and the
+    mean over a text's tokens depends only on which tokens it holds: texts sharing the
+    `words` (each a token, with every prefix so the tokenizer can reach it) are close. It
+    tells nothing about an embedding model's quality: only that the GGUF path works.
+    `pooling` writes mean pooling into the file, as embedding models have; without it the
+    file is like a chat model's, which names no pooling.
+    """
+    vocab = _base_vocab()
+    for word in words:
+        piece = SPM_SPACE + word
+        for end in range(2, len(piece) + 1):
+            vocab.add_normal(piece[:end])
+    rng = np.random.default_rng(seed)
+    embd = rng.standard_normal((len(vocab.tokens), n_embd)).astype(np.float32)
+    output = np.zeros((len(vocab.tokens), n_embd), dtype=np.float32)
+    _write_llama_gguf(
+        path,
+        vocab,
+        embd,
+        output,
+        name="bag-of-words-embedder",
+        chat_template=None,
+        n_layer=1,
+        n_ff=n_embd,
+        n_ctx_train=2048,
+        dtype="f32",
+        pooling=gguf.PoolingType.MEAN if pooling else None,
     )
 
 
