@@ -67,10 +67,14 @@ class ChatEngine(Protocol):
 class Engines:
     """The local engine, the remote ones, and which answers new chats. Thread-safe."""
 
-    def __init__(self, config: Config, prefs: Preferences | None = None) -> None:
+    def __init__(
+        self, config: Config, prefs: Preferences | None = None, *, local: Engine | None = None
+    ) -> None:
+        """`local` replaces the llama.cpp engine the config describes (tests give an
+        in-process one, so page callbacks run without a worker or a browser)."""
         self.config = config
         self.prefs = prefs
-        self.local = Engine.from_config(config)
+        self.local = local if local is not None else Engine.from_config(config)
         self._active_remote: RemoteEngine | None = None
         self._remotes: dict[tuple[str, str], RemoteEngine] = {}
         self._lock = threading.Lock()
