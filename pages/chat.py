@@ -6,7 +6,7 @@ sent (the user message is committed before the model starts, the reply while it 
 chat list beside the chat opens, renames, deletes, exports and imports stored chats.
 
 A reply runs in a worker thread that iterates the `SavedReply` and publishes the growing text
-to that tab only, through its own event stream (`pages.live`: not a page variable, because
+to that tab only, through its own event stream (`web/live.py`: not a page variable, because
 every page-variable update re-renders the whole page in the browser). While the request waits
 behind other tabs' requests, the tab shows its place in the queue.
 
@@ -681,27 +681,32 @@ def build_page() -> tgb.Page:
                 active="{not busy}",
                 class_name="fullwidth lc-message",
             )
-        with tgb.part(class_name="lc-sidebar"):
-            tgb.input(
-                "{system_prompt}",
-                label=t["system_prompt"],
-                multiline=True,
-                lines_shown=5,
-                id="system_prompt",
-                class_name="fullwidth",
-            )
-            with tgb.expandable(title=t["settings"], expanded=False, id="settings"):
-                # No min/max here: Taipy would silently keep the old value; the
-                # library's check names the setting and its range instead.
-                for name, step in _SETTINGS:
-                    tgb.number(
-                        "{" + name + "}",
-                        label=t[name],
-                        step=step,
-                        id=name,
-                        class_name="fullwidth",
-                    )
+        _settings_column(t)
     return page
+
+
+def _settings_column(t: Any) -> None:
+    """The right column: the system prompt and the generation settings."""
+    with tgb.part(class_name="lc-sidebar"):
+        tgb.input(
+            "{system_prompt}",
+            label=t["system_prompt"],
+            multiline=True,
+            lines_shown=5,
+            id="system_prompt",
+            class_name="fullwidth",
+        )
+        with tgb.expandable(title=t["settings"], expanded=False, id="settings"):
+            # No min/max here: Taipy would silently keep the old value; the
+            # library's check names the setting and its range instead.
+            for name, step in _SETTINGS:
+                tgb.number(
+                    "{" + name + "}",
+                    label=t[name],
+                    step=step,
+                    id=name,
+                    class_name="fullwidth",
+                )
 
 
 def _chat_list(t: Any) -> None:

@@ -396,20 +396,7 @@ def build_page() -> tgb.Page:
         tgb.text(t["hub_title"], class_name="lc-card-title")
         with tgb.part(id="machine_line"):
             tgb.text("{machine_line}", mode="md")
-        with tgb.part(render="{dl_count > 0}", class_name="lc-downloads", id="downloads"):
-            tgb.text(t["downloads_title"], class_name="lc-hub-subtitle")
-            for slot in range(SLOTS):
-                with tgb.part(render=f"{{dl_count > {slot}}}", class_name="lc-download"):
-                    with tgb.layout("1fr auto", class_name="lc-download-head"):
-                        tgb.text(f"{{dl_title[{slot}]}}", class_name="lc-download-title")
-                        tgb.button(
-                            t["cancel"],
-                            id=f"dl_cancel_{slot}",
-                            on_action=hub_cancel_download,
-                            active=f"{{dl_open[{slot}]}}",
-                        )
-                    tgb.progress(f"{{dl_pct[{slot}]}}", linear=True, id=f"dl_bar_{slot}")
-                    tgb.text(f"{{dl_line[{slot}]}}", id=f"dl_line_{slot}", class_name="lc-dl-line")
+        _download_rows(t)
         tgb.text(t["catalog_title"], class_name="lc-hub-subtitle")
         tgb.table(
             "{catalog_table}",
@@ -467,6 +454,24 @@ def build_page() -> tgb.Page:
         with tgb.part(render="{hub_error != ''}", class_name="lc-error"):
             tgb.text("{hub_error}", id="hub_error")
     return page
+
+
+def _download_rows(t: Any) -> None:
+    """A row per download slot: title, Cancel, progress bar and line."""
+    with tgb.part(render="{dl_count > 0}", class_name="lc-downloads", id="downloads"):
+        tgb.text(t["downloads_title"], class_name="lc-hub-subtitle")
+        for slot in range(SLOTS):
+            with tgb.part(render=f"{{dl_count > {slot}}}", class_name="lc-download"):
+                with tgb.layout("1fr auto", class_name="lc-download-head"):
+                    tgb.text(f"{{dl_title[{slot}]}}", class_name="lc-download-title")
+                    tgb.button(
+                        t["cancel"],
+                        id=f"dl_cancel_{slot}",
+                        on_action=hub_cancel_download,
+                        active=f"{{dl_open[{slot}]}}",
+                    )
+                tgb.progress(f"{{dl_pct[{slot}]}}", linear=True, id=f"dl_bar_{slot}")
+                tgb.text(f"{{dl_line[{slot}]}}", id=f"dl_line_{slot}", class_name="lc-dl-line")
 
 
 def hub_fit_class(state: State, index: int, row: Any) -> str:
