@@ -97,7 +97,7 @@ _EN = {
     "backend_local": "local: llama.cpp on this computer",
     "backend_remote": "{name}: {url}",
     "no_backends_hint": "Inference servers (llama-server, vLLM, Ollama) are added as "
-    "backends in config.toml; see the README.",
+    "backends in config.toml; see docs/remote.md.",
     "remote_model": "Model on the server",
     "use_remote": "Use this model",
     "remote_no_models": "{backend} offers no models.",
@@ -261,7 +261,7 @@ _KO = {
     "backend_local": "local: 이 컴퓨터의 llama.cpp",
     "backend_remote": "{name}: {url}",
     "no_backends_hint": "추론 서버(llama-server, vLLM, Ollama)는 config.toml에 backends로 "
-    "추가합니다. README를 참고하세요.",
+    "추가합니다. docs/remote.md를 참고하세요.",
     "remote_model": "서버의 모델",
     "use_remote": "이 모델 사용",
     "remote_no_models": "{backend}에 모델이 없습니다.",
