@@ -1,4 +1,4 @@
-"""Starting one of LocalChat's helper processes: a fresh interpreter running `python -m MODULE`,
+"""Starting one of LocalChat's helper processes: a fresh interpreter running `MODULE.main()`,
 talking over a socket pair with `multiprocessing.connection` messages.
 
 A fresh interpreter (not multiprocessing's spawn), so the caller's __main__ (a notebook,
@@ -19,12 +19,15 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_child(module: str) -> tuple[subprocess.Popen[bytes], Connection]:
-    """Start `python -m module FD`; returns the process and this side's connection."""
+    """Start `module.main()` in a fresh interpreter, the connection's descriptor as its one
+    argument; returns the process and this side's connection. Not `python -m module`: a
+    module the package imports would then run twice (as itself and as __main__), which
+    Python warns about on every start."""
     ours, theirs = socket.socketpair()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
-        [sys.executable, "-m", module, str(theirs.fileno())],
+        [sys.executable, "-c", f"from {module} import main; main()", str(theirs.fileno())],
         pass_fds=[theirs.fileno()],
         env=env,
         stdin=subprocess.DEVNULL,

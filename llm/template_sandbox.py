@@ -3,7 +3,7 @@
 Why: the template stored in a GGUF file is code from whoever made the file. Jinja's sandbox
 stops attribute escapes, not CPU or memory: two nested `range(100000)` loops run for hours,
 `'A' * 3000000000` takes gigabytes. Such a template is rendered in a small long-lived child
-process (`python -m llm.template_sandbox`) whose address space is capped at `MEMORY_BYTES`;
+process (`llm.template_sandbox.main`) whose address space is capped at `MEMORY_BYTES`;
 the caller waits at most `TIME_LIMIT_S` for the answer and kills and restarts the child past
 it, and refuses an answer longer than the conversation allows. A template that hit a limit is
 remembered as broken for the rest of the process, so it costs that wait once, not every turn.
@@ -174,6 +174,11 @@ def serve(conn: Connection) -> None:
             return  # a fresh child next time: nothing of this one's memory state is kept
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child process's entry point (`child_process.start_child`)."""
     with contextlib.suppress(KeyboardInterrupt):
         serve(child_connection())
+
+
+if __name__ == "__main__":
+    main()

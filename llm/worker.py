@@ -1,5 +1,6 @@
 """The inference worker process: owns the llama.cpp model so a native crash cannot take the
-app down. Started by `llm.engine.Engine` as `python -m llm.worker FD` (FD: a socket).
+app down. Started by `llm.engine.Engine` through `child_process.start_child` (`main`, a
+socket as its argument).
 
 Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
   load      {path, n_ctx, n_threads, n_batch, untrusted_template}
@@ -183,5 +184,10 @@ def serve(conn: Connection) -> None:
         _Worker(conn).serve()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child process's entry point (`child_process.start_child`)."""
     serve(child_connection())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The indexing helper process (`python -m llm.documents.index_helper FD`), started by
+"""The indexing helper process (`llm.documents.index_helper.main`), started by
 `index_process.run_indexing`: indexes one collection at low CPU priority (nice 10) with its
 address space capped at `MEMORY_BYTES` plus the embedding model, reading pause, resume and
 cancel requests between batches, and telling the parent which file it is reading."""
@@ -100,6 +100,11 @@ def _owner() -> str:
     return process_token()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child process's entry point (`child_process.start_child`)."""
     with contextlib.suppress(KeyboardInterrupt, EOFError, BrokenPipeError):
         serve(child_connection())
+
+
+if __name__ == "__main__":
+    main()
