@@ -111,15 +111,8 @@ def init_state(state: State) -> None:
     """Give a new tab its own (not yet stored) conversation, its view and the configured
     settings."""
     ctx = app()
-    tab = _tab.reset(state)
-    tab.view = open_view(
-        state.get_gui(),
-        get_state_id(state) or "",
-        snapshot=lambda: _snapshot(tab),
-        act=_act,
-        search=_search,
-    )
-    state.view_key = tab.view.key
+    _tab.reset(state)
+    _view(state)
     state.draft = ""
     state.busy = False
     state.confirm_delete = False
@@ -128,6 +121,21 @@ def init_state(state: State) -> None:
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
+
+
+def _view(state: State) -> ChatView:
+    """The tab's conversation view, opened (and its key given to the tab) on first use."""
+    tab = _tab(state)
+    if tab.view is None:
+        tab.view = open_view(
+            state.get_gui(),
+            get_state_id(state) or "",
+            snapshot=lambda: _snapshot(tab),
+            act=_act,
+            search=_search,
+        )
+        state.view_key = tab.view.key
+    return tab.view
 
 
 def _snapshot(tab: _Tab) -> dict[str, Any]:
@@ -325,8 +333,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
         return str(exc)
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
-    view = tab.view
-    assert view is not None  # set in init_state
+    view = _view(state)
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
         view.set_status(ctx.labels["queued"].format(n=position))
