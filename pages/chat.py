@@ -42,7 +42,7 @@ from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat
 from web.chat_view import ChatView, ViewAction, open_view
 from web.context import app
-from web.live import LiveText
+from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
@@ -52,6 +52,8 @@ READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page cha
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 view_key = ""  # the tab's conversation view (web/chat_view.py), set once per tab
+view_version = 0  # bumped when the conversation changed: the component fetches it again
+reply_status = ""  # "waiting — N ahead" while the reply waits its turn ("" otherwise)
 draft = ""  # the message input
 busy = False
 has_model = False
@@ -91,17 +93,13 @@ class _Tab:
     chat_log: ChatLog | None = None  # None until the chat is stored
     cancel: threading.Event | None = None  # of the running reply (None: no reply runs)
     reply_id: int | None = None  # the message the running reply writes into
+    live_key: str = ""  # the running reply's text stream (web/live.py)
     run_id: int = 0  # bumped when the tab leaves a chat: an abandoned reply's updates drop
     view: ChatView | None = None  # its conversation component's view (set in init_state)
 
     @property
     def busy(self) -> bool:
         return self.cancel is not None
-
-    def changed(self) -> None:
-        """The conversation changed: the component fetches it again."""
-        if self.view is not None:
-            self.view.changed()
 
 
 _tab = PerTab(lambda: _Tab(app().new_session()))
@@ -153,6 +151,7 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
         ctx.labels,
         chat,
         live_id=tab.reply_id if tab.busy else None,
+        live_key=tab.live_key if tab.busy else "",
         busy=tab.busy,
         n_ctx=loaded.n_ctx if loaded is not None else 0,
         max_tokens=tab.session.params.max_tokens,
@@ -333,10 +332,12 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
         return str(exc)
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
-    view = _view(state)
+    _view(state)
+    gui, state_id, run = state.get_gui(), get_state_id(state), tab.run_id
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
-        view.set_status(ctx.labels["queued"].format(n=position))
+        ready.wait(READY_WAIT_S)
+        invoke_callback(gui, state_id, _show_queue, [run, position])
 
     had_log = tab.chat_log is not None
     try:
@@ -350,8 +351,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     # The model starts on the prompt now, not after the page changes below: each Taipy
     # assignment is a websocket message and a re-render of the page in the browser. The
     # reply's end waits for `ready`.
-    live = view.start_reply(reply.message_id)
-    gui, state_id, run = state.get_gui(), get_state_id(state), tab.run_id
+    live_key, live = open_live()
     worker = threading.Thread(
         target=_stream,
         args=(gui, state_id, reply, live, question, run, ready),
@@ -361,7 +361,8 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     worker.start()
     tab.cancel = stop_event
     tab.reply_id = reply.message_id
-    tab.changed()  # the question (and the empty reply) show at once
+    tab.live_key = live_key
+    _changed(state)  # the question (and the empty reply) show at once
     try:
         log = tab.chat_log
         if not had_log and log is not None:
@@ -408,14 +409,29 @@ def _stream(
     invoke_callback(gui, state_id, _finish, [run, reply, question, error])
 
 
+def _show_queue(state: State, run: int, position: int) -> None:
+    # Sent from the reply thread before any text, so it never hides a reply being written.
+    if _tab(state).run_id == run:
+        state.reply_status = app().labels["queued"].format(n=position)
+
+
+def _changed(state: State) -> None:
+    """The conversation changed: the tab's component fetches it again (one small page
+    variable, sent along with the page changes the same callback makes)."""
+    state.view_version = int(state.view_version or 0) + 1
+
+
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
     tab = _tab(state)
     if tab.run_id != run:
         return
     tab.cancel = None
     tab.reply_id = None
+    tab.live_key = ""
+    if state.reply_status:
+        state.reply_status = ""
     state.busy = False
-    tab.changed()  # the finished reply with its figures (or the refused one gone)
+    _changed(state)  # the finished reply with its figures (or the refused one gone)
     if reply.refused:
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
         return
@@ -463,7 +479,7 @@ def _act(state: State, action: ViewAction) -> str:
                 log.switch_to(action.message_id)
             else:
                 log.delete_branch(action.message_id)
-            tab.changed()
+            _changed(state)
             return ""
     except (LocalChatError, ValueError) as exc:
         return str(exc)
@@ -492,9 +508,12 @@ def _leave_chat(state: State) -> None:
         tab.cancel.set()
     tab.cancel = None
     tab.reply_id = None
+    tab.live_key = ""
     tab.run_id += 1
     if state.busy:
         state.busy = False
+    if state.reply_status:
+        state.reply_status = ""
 
 
 def new_chat(state: State) -> None:
@@ -508,7 +527,7 @@ def new_chat(state: State) -> None:
         tab.session = app().new_session()
         state.system_prompt = tab.session.system_prompt
     tab.chat_log = None
-    tab.changed()
+    _changed(state)
     _show_chat_facts(state, None)
     refresh_model(state)
 
@@ -521,7 +540,7 @@ def _open(state: State, chat_id: int) -> None:
     tab = _tab(state)
     tab.session = log.session
     tab.chat_log = log
-    tab.changed()
+    _changed(state)
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
@@ -723,7 +742,10 @@ def build_page() -> tgb.Page:
             # Drawn by web/static/conversation.js (web/chat_view.py), never by page variables.
             tgb.part(id="conversation", class_name="lc-conversation")
             tgb.part(id="context_used", class_name="lc-context")  # conversation.js: tokens used
+            # What the component reads from the page (see web/chat_view.py).
             tgb.text("{view_key}", id="view_key", class_name="lc-hidden")
+            tgb.text("{view_version}", id="view_version", class_name="lc-hidden")
+            tgb.text("{reply_status}", id="reply_status", class_name="lc-hidden")
             # Enter sends, Shift+Enter starts a new line.
             tgb.input(
                 "{draft}",

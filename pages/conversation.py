@@ -135,16 +135,19 @@ def conversation_json(
     chat: StoredChat | None,
     *,
     live_id: int | None,
+    live_key: str,
     busy: bool,
     n_ctx: int,
     max_tokens: int,
     continue_refusal: str,
 ) -> dict[str, Any]:
-    """The whole view: the open chat's visible branch (none before its first message)."""
+    """The whole view: the open chat's visible branch (none before its first message), and
+    the reply this tab is writing (`live_id`, read from the stream `live_key`)."""
     messages = chat.messages if chat else ()
     return {
         "chat_id": chat.id if chat else None,
         "busy": busy,
+        "live_key": live_key,  # the reply being written: GET /lc-live/<key> (web/live.py)
         "messages": [
             message_json(labels, m, live_id=live_id, continue_refusal=continue_refusal)
             for m in messages

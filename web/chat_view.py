@@ -1,22 +1,23 @@
 """The conversation as a component LocalChat owns: one secret view key per tab, the
-conversation as JSON, one event stream per tab, and actions posted back.
+conversation as JSON, the chat search, and actions posted back.
 
 Why: Taipy 4.1's `chat` control has no per-message buttons and no code highlighter, and every
 change of a bound page variable re-renders the whole Taipy page in the browser. So the page
-script `web/static/conversation.js` draws the visible branch itself and hears of changes over
-its own stream, not through page variables:
+script `web/static/conversation.js` draws the visible branch itself:
 
 - `GET /lc-view/<key>` — the conversation (whatever the page's `snapshot` gives: messages of
-  the visible branch, their actions, the context used, the labels), as JSON;
-- `GET /lc-view/<key>/events` — server-sent events: `view` (the conversation changed: fetch
-  it again), `reply` (the text of the reply being written: `t` the whole text or `a` what
-  was appended, `s` a status line such as the queue position) and `reply-end`. The reply's
-  text goes at most every `MIN_GAP_S` (web/live.py says why), its first and last at once;
+  the visible branch, their actions, the context used, the labels, and the key of the reply
+  being written, whose text it reads from web/live.py's stream), as JSON;
 - `GET /lc-view/<key>/search?q=WORDS` — the page's `search`, as JSON;
 - `POST /lc-view/<key>/action` — a JSON action (`ViewAction`): checked here as a stranger's
   input (types, sizes, known kinds), then run in the tab's Taipy state through
   `invoke_callback`, so the page's own send / stream / Stop flow does it. The page checks
   what only it can (the message belongs to the open chat, no reply is running).
+
+The tab learns that its conversation changed from one small page variable (a counter the
+page bumps in the callbacks that already change the page), not from a stream of its own: a
+browser keeps at most six connections to a site, and an always-open stream per tab would
+leave a seventh tab with none.
 
 The key (128 random bits) is given only to its tab, in that tab's state; the access checks
 in front of the whole app (web/access.py: host, origin, token) cover these routes too, and a
@@ -28,16 +29,14 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, request
 from taipy.gui import Gui
 
 from llm.session import MAX_MESSAGE_CHARS
-
-from .live import MIN_GAP_S, PING_S, LiveText, text_change
 
 MAX_QUERY_CHARS = 200  # a search box's words
 MAX_BODY_BYTES = 4 * MAX_MESSAGE_CHARS + 4096  # the longest message as UTF-8, and the rest
@@ -98,94 +97,16 @@ Search = Callable[[str], list[dict[str, Any]]]
 Act = Callable[[Any, ViewAction], str]
 
 
+@dataclass
 class ChatView:
-    """One tab's conversation view: its key, what changed, and the reply being written.
-    Thread-safe: the page's callbacks and the reply thread write, the routes read."""
+    """One tab's conversation view: its key and what answers for it."""
 
-    def __init__(
-        self, gui: Gui, state_id: str, *, snapshot: Snapshot, act: Act, search: Search
-    ) -> None:
-        self.key = secrets.token_urlsafe(16)
-        self.gui = gui
-        self.state_id = state_id
-        self.snapshot = snapshot
-        self.act = act
-        self.search = search
-        self._cond = threading.Condition()
-        self._version = 0
-        self._reply_id = 0  # the message the reply being written goes into (0: none yet)
-        self._reply: LiveText | None = None
-        self._status = ""
-
-    def changed(self) -> None:
-        """The conversation changed: the tab fetches it again."""
-        with self._cond:
-            self._version += 1
-            self._cond.notify_all()
-
-    def start_reply(self, message_id: int) -> LiveText:
-        """A reply is being written into message `message_id`: publish its text to the
-        returned `LiveText`, and `end()` it when done."""
-        live = LiveText(self._cond)
-        with self._cond:
-            self._reply_id, self._reply, self._status = message_id, live, ""
-            self._cond.notify_all()
-        return live
-
-    def set_status(self, text: str) -> None:
-        """A line shown in place of the reply before its first text (its queue position)."""
-        with self._cond:
-            self._status = text
-            self._cond.notify_all()
-
-    def _now(self) -> tuple[int, int, LiveText | None, str]:
-        with self._cond:
-            return self._version, self._reply_id, self._reply, self._status
-
-    def events(self) -> Iterator[str]:
-        """The tab's event stream (see the module doc). A tab that connects while a reply is
-        being written gets its whole text first."""
-        seen_version, reply, finished, reply_seen, sent, status_sent = -1, None, True, 0, "", ""
-
-        def news() -> bool:
-            if self._version != seen_version or self._reply is not reply:
-                return True
-            if reply is None or finished:
-                return False
-            seen, _, done = reply.state()
-            return seen != reply_seen or done or self._status != status_sent
-
-        while True:
-            with self._cond:
-                self._cond.wait_for(news, PING_S)
-                version, reply_id, current, status = self._now()
-            out: list[str] = []
-            if current is not reply:  # a new reply, or the first look at a running one
-                reply, reply_seen, sent, status_sent = current, 0, "", ""
-                # one that ended before this tab connected is in the view already
-                finished = reply is None or (reply.state()[2] and seen_version == -1)
-            if reply is not None and not finished:
-                seen, text, done = reply.state()
-                if status != status_sent and not sent:
-                    status_sent = status
-                    out.append(_event("reply", {"id": reply_id, "s": status}))
-                if seen != reply_seen:
-                    change = text_change(sent, text) if reply_seen else {"t": text}
-                    reply_seen, sent = seen, text
-                    out.append(_event("reply", {"id": reply_id, **change}))
-                if done:
-                    out.append(_event("reply-end", {"id": reply_id}))
-                    finished = True
-            if version != seen_version:
-                seen_version = version
-                out.append(_event("view", {"v": version}))
-            yield "".join(out) or ": ping\n\n"  # a closed tab makes the write fail
-            if reply is not None and not finished and sent.strip():
-                reply.wait_end(MIN_GAP_S)  # coalesce tokens; the end cuts it short
-
-
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    gui: Gui
+    state_id: str
+    snapshot: Snapshot
+    act: Act
+    search: Search
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
 
 _lock = threading.Lock()
@@ -195,7 +116,7 @@ _views: dict[str, ChatView] = {}
 def open_view(gui: Gui, state_id: str, *, snapshot: Snapshot, act: Act, search: Search) -> ChatView:
     """A new view for the tab `state_id` (a tab that starts over gets a new key; its old one
     stops working)."""
-    view = ChatView(gui, state_id, snapshot=snapshot, act=act, search=search)
+    view = ChatView(gui, state_id, snapshot, act, search)
     with _lock:
         for key in [k for k, v in _views.items() if v.state_id == state_id]:
             del _views[key]
@@ -225,17 +146,6 @@ def add_view_routes(flask_app: Flask) -> None:
     def _conversation(key: str) -> Response:
         view = _view(key)
         return _json(view.snapshot()) if view else _json(_NOT_FOUND, 404)
-
-    @flask_app.get("/lc-view/<key>/events")
-    def _events(key: str) -> Response:
-        view = _view(key)
-        if view is None:
-            return _json(_NOT_FOUND, 404)
-        return Response(
-            view.events(),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
 
     @flask_app.get("/lc-view/<key>/search")
     def _search(key: str) -> Response:

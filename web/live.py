@@ -37,10 +37,8 @@ LINGER_S = 30.0  # a finished reply stays readable this long (a late-connecting 
 class LiveText:
     """The text of one reply as it grows. Thread-safe: one writer, any number of readers."""
 
-    def __init__(self, condition: threading.Condition | None = None) -> None:
-        # A shared condition lets one reader wait for this text and other news at once
-        # (web/chat_view.py).
-        self._changed = condition or threading.Condition()
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
         self._text = ""
         self._version = 0
         self._done = False
@@ -60,11 +58,6 @@ class LiveText:
             self._done = True
             self.ended_at = time.monotonic()
             self._changed.notify_all()
-
-    def state(self) -> tuple[int, str, bool]:
-        """(version, text, done) now."""
-        with self._changed:
-            return self._version, self._text, self._done
 
     def wait_end(self, timeout: float) -> bool:
         """Whether the reply has ended, waiting up to `timeout` seconds for it."""
@@ -95,12 +88,6 @@ def open_live() -> tuple[str, LiveText]:
     return key, live
 
 
-def text_change(sent: str, text: str) -> dict[str, str]:
-    """The event that turns `sent` into `text`: what was appended (`a`, the usual case), or
-    the whole text (`t`) when it changed otherwise."""
-    return {"a": text[len(sent) :]} if text.startswith(sent) else {"t": text}
-
-
 def _events(live: LiveText) -> Iterator[str]:
     seen, sent = 0, ""
     while True:
@@ -109,7 +96,8 @@ def _events(live: LiveText) -> Iterator[str]:
             yield ": ping\n\n"  # nothing new for PING_S: the write fails if the tab is gone
             continue
         if version != seen:
-            change = text_change(sent, text) if seen else {"t": text}
+            # Appending is the usual case; the first event, or any other change, replaces.
+            change = {"a": text[len(sent) :]} if seen and text.startswith(sent) else {"t": text}
             seen, sent = version, text
             yield f"data: {json.dumps(change, ensure_ascii=False)}\n\n"
         if done:

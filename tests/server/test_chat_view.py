@@ -1,12 +1,8 @@
-"""The conversation view's plumbing (web/chat_view.py) without Taipy: what an action body must
-be, and the per-tab event stream (changes, the reply's text, its end) over real HTTP through
-Flask's test client."""
+"""The conversation view's routes (web/chat_view.py) without Taipy, through Flask's test
+client: what an action body must be, and that a view answers only to its own key."""
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,71 +123,3 @@ def test_actions_are_checked_before_the_tab_runs_them(
     ]
     assert [r.status_code for r in hostile] == [415, 400, 400, 413, 400]
     assert len(gui.calls) == 2  # none of them reached the tab
-
-
-def _read_events(response: Any, until: str, timeout: float = 5.0) -> list[tuple[str, dict]]:
-    """The stream's events up to and including the first named `until`."""
-    events: list[tuple[str, dict]] = []
-    buffer = ""
-    deadline = time.monotonic() + timeout
-    for chunk in response.response:
-        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-            if "event" in lines:
-                events.append((lines["event"], json.loads(lines["data"])))
-                if lines["event"] == until:
-                    return events
-        assert time.monotonic() < deadline, events
-    return events
-
-
-def test_one_stream_carries_changes_and_the_reply_being_written(
-    served: tuple[Flask, ChatView, _Gui],
-) -> None:
-    flask, view, _gui = served
-    response = flask.test_client().get(f"/lc-view/{view.key}/events", buffered=False)
-    assert response.mimetype == "text/event-stream"
-
-    def write() -> None:
-        time.sleep(0.1)
-        live = view.start_reply(42)
-        view.set_status("waiting — 1 ahead")
-        time.sleep(0.05)
-        for text in ("Par", "Paris", "Paris is", "Paris is big."):
-            live.publish(text)
-            time.sleep(0.02)
-        live.end()
-        view.changed()
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    events = _read_events(response, "reply-end")
-    writer.join()
-    response.close()
-    assert events[0] == ("view", {"v": 0})  # on connect: fetch the view
-    replies = [data for name, data in events if name == "reply"]
-    assert all(data["id"] == 42 for data in replies)
-    assert {"id": 42, "s": "waiting — 1 ahead"} in replies
-    text = ""
-    for data in replies:  # the first text whole, then what was appended
-        text = data["t"] if "t" in data else text + data.get("a", "")
-    assert text == "Paris is big."
-    # coalesced: the four texts came faster than MIN_GAP_S apart
-    assert len([d for d in replies if "t" in d or "a" in d]) < 4
-    assert events[-1] == ("reply-end", {"id": 42})
-
-
-def test_a_tab_connecting_mid_reply_gets_the_whole_text_first(
-    served: tuple[Flask, ChatView, _Gui],
-) -> None:
-    flask, view, _gui = served
-    live = view.start_reply(5)
-    live.publish("Already written")
-    response = flask.test_client().get(f"/lc-view/{view.key}/events", buffered=False)
-    threading.Timer(0.2, lambda: (live.publish("Already written, and more"), live.end())).start()
-    events = _read_events(response, "reply-end")
-    response.close()
-    assert ("reply", {"id": 5, "t": "Already written"}) in events
-    assert ("reply", {"id": 5, "a": ", and more"}) in events

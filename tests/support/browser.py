@@ -262,13 +262,14 @@ def notifications(page: Page):  # -> Locator of the notification texts
 
 
 def record_reply_texts(page: Page) -> None:
-    """Record every text the reply being written shows, with the time it appeared
+    """Record every text the reply being written shows (its Markdown, not its status line
+    or buttons), with the time it appeared
     (`reply_samples` reads them)."""
     page.evaluate(
         """() => {
         window.lcSamples = [];
         new MutationObserver(() => {
-            const live = document.querySelector('#live_reply');
+            const live = document.querySelector('#live_reply .lc-md');
             if (!live) return;
             const text = live.innerText;
             const s = window.lcSamples;

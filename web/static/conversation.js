@@ -1,7 +1,9 @@
 // The conversation, drawn by LocalChat itself (web/chat_view.py says why and serves it).
 // Hosts in the page (Taipy parts): #conversation (the messages), #context_used (the tokens
-// line), #chat_search (the chat search box); #view_key holds the tab's view key. Each host
-// can sit anywhere in a page: the pieces are re-attached whenever Taipy re-creates a host.
+// line), #chat_search (the chat search box). Hidden page elements: #view_key (the tab's view
+// key), #view_version (changes when the conversation did: fetch it again), #reply_status (the
+// queue position of the reply waiting its turn). Each host can sit anywhere in a page: the
+// pieces are re-attached whenever Taipy re-creates a host.
 // Markdown: markdown-it with raw HTML off (so no HTML from a message is ever rendered), its
 // own link check (no javascript: links), images shown as their text; code highlighted by
 // highlight.js (a language it does not know stays a plain code block). The reply being
@@ -50,7 +52,7 @@
   };
   const renderMarkdown = (node, text) => {
     if (node.dataset.source === text) return;
-    node.innerHTML = md.render(text); // message HTML comes out escaped (html: false)
+    node.innerHTML = md.render(text).trimEnd(); // message HTML comes out escaped (html: false)
     node.dataset.source = text;
   };
 
@@ -59,7 +61,8 @@
   const S = {
     key: '', source: null, data: null, chatId: undefined,
     fetching: false, again: false,
-    live: { id: 0, text: '', status: '', ended: false },
+    version: null, status: '',
+    live: { key: '', id: 0, text: '' },
     editing: null, // {id, text, error}
     confirmDelete: 0,
     error: '',
@@ -97,43 +100,36 @@
       const response = await fetch(base(), { cache: 'no-store' });
       if (response.ok && key === S.key) {
         S.data = await response.json();
+        follow(S.data);
         render();
       }
-    } catch (e) { /* the next event fetches again */ } finally {
+    } catch (e) { /* the next change fetches again */ } finally {
       S.fetching = false;
       if (S.again) { S.again = false; refresh(); }
     }
   }
 
-  function connect(key) {
+  // The reply being written: its text from its own stream (web/live.py), opened only while
+  // it runs (a browser keeps few connections per site).
+  function follow(data) {
+    const message = data.messages.find((m) => m.live);
+    const key = message ? data.live_key : '';
+    if (key === S.live.key) return;
     if (S.source) { S.source.close(); S.source = null; }
-    S.key = key;
-    if (!key || document.hidden) return;
-    const source = new EventSource(base() + '/events');
+    S.live = { key, id: message ? message.id : 0, text: message ? message.text : '' };
+    if (!key) return;
+    const source = new EventSource('/lc-live/' + encodeURIComponent(key));
     S.source = source;
-    source.addEventListener('view', () => { if (S.source === source) refresh(); });
-    source.addEventListener('reply', (e) => {
+    source.onmessage = (e) => {
       if (S.source !== source) return;
       const change = JSON.parse(e.data);
-      if (change.id !== S.live.id) S.live = { id: change.id, text: '', status: '', ended: false };
       if ('t' in change) S.live.text = change.t;
-      if ('a' in change) S.live.text += change.a;
-      if ('s' in change) S.live.status = change.s;
+      else if (change.a) S.live.text += change.a;
       showLive();
-    });
-    source.addEventListener('reply-end', (e) => {
-      if (S.source !== source) return;
-      if (JSON.parse(e.data).id === S.live.id) S.live.ended = true;
-    });
-    source.onerror = () => { /* EventSource reconnects by itself; a gone key 404s: stop */
-      if (source.readyState === EventSource.CLOSED && S.source === source) S.source = null;
     };
+    source.addEventListener('done', () => source.close());
+    source.onerror = () => source.close();
   }
-  // A hidden tab keeps no stream open (a browser allows few connections per site); it gets
-  // the whole state again when shown.
-  document.addEventListener('visibilitychange', () => {
-    if (document.hidden) { if (S.source) { S.source.close(); S.source = null; } } else connect(S.key);
-  });
 
   // --- Pieces (each a function a page layout can place where it likes) --------------------
   const stickToBottom = () => thread.scrollHeight - thread.scrollTop - thread.clientHeight < 48;
@@ -144,7 +140,7 @@
     const stick = stickToBottom();
     const body = node.querySelector('.lc-md');
     if (S.live.text) renderMarkdown(body, S.live.text);
-    node.querySelector('.lc-msg-footer').textContent = S.live.text ? '…' : (S.live.status || '…');
+    node.querySelector('.lc-msg-footer').textContent = S.live.text ? '…' : (S.status || '…');
     if (stick) thread.scrollTop = thread.scrollHeight;
   }
 
@@ -251,20 +247,24 @@
       return article;
     }
     const bubble = el('div', { class: 'lc-bubble' });
-    if (mine) {
-      bubble.append(el('div', { class: 'lc-text', text: msg.text }));
+    if (mine) { // Markdown too (a pasted code block is highlighted); Copy gives it as typed
+      const body = el('div', { class: 'lc-md' });
+      renderMarkdown(body, msg.text);
+      bubble.append(body);
     } else {
       const body = el('div', { class: 'lc-md' });
       const text = streaming && S.live.id === msg.id && S.live.text ? S.live.text : msg.text;
       if (text.trim()) renderMarkdown(body, text);
       else if (!streaming) body.textContent = labels.empty_reply;
-      const foot = streaming ? (S.live.id === msg.id && !S.live.text && S.live.status) || '…' : msg.footer;
+      const foot = streaming ? (!text && S.status) || '…' : msg.footer;
       bubble.append(body, el('div', { class: 'lc-msg-footer', text: foot }));
     }
-    article.append(bubble, messageActions(msg, isLast, busy));
+    article.append(bubble);
+    if (!streaming) article.append(messageActions(msg, isLast, busy)); // Stop is its action
     return article;
   }
 
+  const drawn = new Map(); // message id -> {facts, node}: what render() drew last
   function render() {
     const data = S.data;
     if (!data) return;
@@ -281,7 +281,20 @@
       ? { act: active.dataset.act, pos: active.closest('.lc-msg')?.dataset.pos } : null;
     const stick = opened || stickToBottom();
     const last = data.messages.length - 1;
-    thread.replaceChildren(...data.messages.map((m, i) => messageView(m, i, i === last, data.busy)));
+    // A message whose facts did not change keeps its element (and a selection in it).
+    const nodes = data.messages.map((m, i) => {
+      const facts = JSON.stringify([m, i, i === last, data.busy, S.editing && S.editing.id === m.id,
+        S.confirmDelete === m.id, m.live ? [S.live.text, S.status] : '']);
+      const kept = drawn.get(m.id);
+      if (kept && kept.facts === facts) return kept.node;
+      const node = messageView(m, i, i === last, data.busy);
+      drawn.set(m.id, { facts, node });
+      return node;
+    });
+    for (const id of drawn.keys()) if (!ids.has(id)) drawn.delete(id);
+    if (nodes.length !== thread.children.length || nodes.some((n, i) => thread.children[i] !== n)) {
+      thread.replaceChildren(...nodes);
+    }
     if (S.editing) thread.querySelector('.lc-editor')?.focus();
     else if (focus) {
       const again = thread.querySelector(`.lc-msg[data-pos="${focus.pos}"] [data-act="${focus.act}"]`);
@@ -346,15 +359,24 @@
     const host = document.getElementById(hostId);
     if (host && piece.parentNode !== host) host.append(piece);
   };
+  const shown = (id) => {
+    const node = document.getElementById(id);
+    return node ? node.textContent.trim() : '';
+  };
+  // The page's hidden #view_key, #view_version (bumped at each change) and #reply_status.
   const mount = () => {
-    const keyEl = document.getElementById('view_key');
-    const key = keyEl ? keyEl.textContent.trim() : '';
-    if (key && key !== S.key) connect(key);
+    const key = shown('view_key');
+    if (key && key !== S.key) { S.key = key; S.version = null; }
+    const version = shown('view_version');
+    if (S.key && version !== S.version) { S.version = version; refresh(); }
+    const status = shown('reply_status');
+    if (status !== S.status) { S.status = status; showLive(); }
     attach('conversation', root);
     attach('context_used', contextLine);
     attach('chat_search', searchRoot);
   };
-  new MutationObserver(mount).observe(document.documentElement, { subtree: true, childList: true });
+  new MutationObserver(mount).observe(document.documentElement,
+    { subtree: true, childList: true, characterData: true });
   mount();
   window.LocalChatView = { actionButton, messageView, messageActions, siblingSwitch, editor, copyText, renderMarkdown };
 })();
