@@ -141,10 +141,15 @@ class SavedReply:
                 figures=figures,
                 format=self.reply.format_name or None,
                 error=self.error,
+                finish_reason=self._finish_reason(),
             )
         except LocalChatError as exc:  # e.g. a full disk: the reply could not be recorded
             self.status, self.error = "failed", str(exc)
             raise
+
+    def _finish_reason(self) -> str:
+        reason = self.reply.finish_reason
+        return reason if reason in ("stop", "length", "cancelled") else ""
 
     @property
     def text(self) -> str:

@@ -316,7 +316,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     chat_id = _chat_id(args.chat_id)
     with _store(config) as store:
         chat = store.get_chat(chat_id)
-    text = chat_to_json(chat) + "\n" if args.format == "json" else chat_to_markdown(chat)
+        tree = store.tree(chat_id)  # JSON keeps every branch; Markdown shows the visible one
+    text = chat_to_json(chat, tree) + "\n" if args.format == "json" else chat_to_markdown(chat)
     _write_text(text, args.output)
     return 0
 
