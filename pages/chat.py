@@ -94,6 +94,9 @@ class _Tab:
     cancel: threading.Event | None = None  # of the running reply (None: no reply runs)
     reply_id: int | None = None  # the message the running reply writes into
     live_key: str = ""  # the running reply's text stream (web/live.py)
+    # The last message of the branch this tab shows: another tab may show (and store as the
+    # chat's) another branch of the same chat; each keeps its own (see `_own_branch`).
+    leaf_id: int | None = None
     run_id: int = 0  # bumped when the tab leaves a chat: an abandoned reply's updates drop
     view: ChatView | None = None  # its conversation component's view (set in init_state)
 
@@ -144,6 +147,9 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
     if log is not None:
         with contextlib.suppress(LocalChatError):  # deleted in another tab: nothing to show
             chat = ctx.store.get_chat(log.chat_id)
+            if tab.leaf_id is not None and tab.leaf_id != chat.current_leaf_id:
+                # another tab moved the chat to another branch: this tab shows its own
+                chat = conversation.with_branch(chat, ctx.store.tree(chat.id), tab.leaf_id)
     engine = tab.session.engine
     loaded = engine.loaded
     refusal = "" if getattr(engine, "can_continue", True) else engine.continue_refusal
@@ -178,9 +184,7 @@ def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
 def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
     state.selected_chat = str(chat.id) if chat else ""
     state.chat_title = chat.title if chat else ""
-    state.pin_label = app().labels[
-        "unpin_chat" if chat and getattr(chat, "pinned", False) else "pin_chat"
-    ]  # TEMP
+    state.pin_label = app().labels["unpin_chat" if chat and chat.pinned else "pin_chat"]
     state.chat_model = chat.model if chat else ""
     state.chat_backend = chat.backend if chat else ""
 
@@ -233,7 +237,7 @@ def refresh_chats(state: State) -> None:
         (
             str(c.id),
             t["pinned_mark"].format(title=c.title or t["untitled"])
-            if getattr(c, "pinned", False)  # TEMP
+            if c.pinned
             else c.title or t["untitled"],
         )
         for c in ctx.store.list_chats()
@@ -341,6 +345,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
 
     had_log = tab.chat_log is not None
     try:
+        _own_branch(tab)
         # The page's settings become the chat's (checked here: bad ones store nothing).
         session.params = session.params.replace(**_sampling_overrides(state))
         session.system_prompt = checked_system_prompt(state.system_prompt)
@@ -360,7 +365,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     )
     worker.start()
     tab.cancel = stop_event
-    tab.reply_id = reply.message_id
+    tab.reply_id = tab.leaf_id = reply.message_id
     tab.live_key = live_key
     _changed(state)  # the question (and the empty reply) show at once
     try:
@@ -434,6 +439,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     _changed(state)  # the finished reply with its figures (or the refused one gone)
     if reply.refused:
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
+        _follow_store(tab)
         return
     refresh_chats(state)  # this chat is now the most recently active
     if error:
@@ -475,16 +481,41 @@ def _act(state: State, action: ViewAction) -> str:
         if log is None or action.message_id not in {m.id for m in ctx.store.tree(log.chat_id)}:
             return t["message_gone"]
         if action.kind in ("switch", "delete"):
+            _own_branch(tab)
             if action.kind == "switch":
-                log.switch_to(action.message_id)
+                chat = log.switch_to(action.message_id)
             else:
-                log.delete_branch(action.message_id)
+                chat = log.delete_branch(action.message_id)
+            tab.leaf_id = chat.current_leaf_id
             _changed(state)
             return ""
     except (LocalChatError, ValueError) as exc:
         return str(exc)
     make = _reply_maker(log, action)
     return _start_reply(state, make, question=action.text)
+
+
+def _own_branch(tab: _Tab) -> None:
+    """Before this tab acts on its chat: if another tab has since shown (and stored) another
+    branch of it, this tab's branch becomes the chat's again, in the store and in the
+    session's history, so its action applies to what it shows."""
+    log = tab.chat_log
+    if log is None or tab.leaf_id is None:
+        return
+    if app().store.get_chat(log.chat_id).current_leaf_id != tab.leaf_id:
+        try:
+            log.switch_to(tab.leaf_id)
+        except (LocalChatError, ValueError):  # deleted in the other tab: take the chat's
+            _follow_store(tab)
+
+
+def _follow_store(tab: _Tab) -> None:
+    """This tab shows the chat's stored branch (after a change that moved it)."""
+    log = tab.chat_log
+    tab.leaf_id = None
+    if log is not None:
+        with contextlib.suppress(LocalChatError):
+            tab.leaf_id = app().store.get_chat(log.chat_id).current_leaf_id
 
 
 def _reply_maker(log: ChatLog, action: ViewAction) -> _MakeReply:
@@ -527,6 +558,7 @@ def new_chat(state: State) -> None:
         tab.session = app().new_session()
         state.system_prompt = tab.session.system_prompt
     tab.chat_log = None
+    tab.leaf_id = None
     _changed(state)
     _show_chat_facts(state, None)
     refresh_model(state)
@@ -540,6 +572,7 @@ def _open(state: State, chat_id: int) -> None:
     tab = _tab(state)
     tab.session = log.session
     tab.chat_log = log
+    tab.leaf_id = chat.current_leaf_id
     _changed(state)
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)

@@ -6,13 +6,12 @@ component renders Markdown itself, safely (web/static/conversation.js).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llm.figures import Figures, figures_line
-
-if TYPE_CHECKING:
-    from llm.storage import ChatHit, StoredChat, StoredMessage
+from llm.storage import ChatHit, StoredChat, StoredMessage
 
 # Room left for the next message and its template markers when judging whether it will make
 # `trim_history` leave out old exchanges (a short message; a long one may drop them earlier).
@@ -76,7 +75,7 @@ def message_json(
     """One message of the visible branch. `live_id`: the reply this tab is writing now;
     `continue_refusal`: why the engine cannot continue a reply ("" when it can)."""
     live = message.id == live_id
-    siblings = list(getattr(message, "sibling_ids", ())) or [message.id]  # TEMP
+    siblings = list(message.sibling_ids) or [message.id]
     item: dict[str, Any] = {
         "id": message.id,
         "role": message.role,
@@ -93,11 +92,11 @@ def message_json(
         item["footer"] = footer(
             labels,
             message.status,
-            getattr(message, "finish_reason", ""),
+            message.finish_reason,
             message.error,
             message.figures,
         )
-        if getattr(message, "can_continue", False):
+        if message.can_continue:
             item["can_continue"] = not continue_refusal
             item["continue_refusal"] = continue_refusal
     return item
@@ -128,6 +127,20 @@ def context_used(
         "text": text,
         "notice": labels["context_will_drop"] if drops else "",
     }
+
+
+def with_branch(chat: StoredChat, tree: Sequence[StoredMessage], leaf_id: int) -> StoredChat:
+    """`chat` showing the branch that ends at `leaf_id` (from `ChatStore.tree`), or as it
+    is when that message is gone."""
+    by_id = {m.id: m for m in tree}
+    if leaf_id not in by_id:
+        return chat
+    path: list[StoredMessage] = []
+    at: int | None = leaf_id
+    while at is not None and at in by_id:
+        path.append(by_id[at])
+        at = by_id[at].parent_id
+    return dataclasses.replace(chat, messages=tuple(reversed(path)), current_leaf_id=leaf_id)
 
 
 def conversation_json(
