@@ -152,7 +152,7 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
                 chat = conversation.with_branch(chat, ctx.store.tree(chat.id), tab.leaf_id)
     engine = tab.session.engine
     loaded = engine.loaded
-    refusal = "" if getattr(engine, "can_continue", True) else engine.continue_refusal
+    refusal = "" if engine.can_continue else engine.continue_refusal
     return conversation.conversation_json(
         ctx.labels,
         chat,

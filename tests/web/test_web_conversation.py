@@ -2,8 +2,8 @@
 blocks, edit, regenerate and move between versions, continue after Stop, delete, search the
 chats, pin, two tabs on one chat (web/static/conversation.js, web/chat_view.py).
 
-One app per module, with one scripted model (ChatML template) whose reply has thirty words
-and then a fenced Python block; each token costs real work, so a reply takes a second or two
+One app per module, with one scripted model (ChatML template) whose reply has sixty words
+and then a fenced Python block; each token costs real work, so a reply takes a few seconds
 and can be stopped midway. A scripted model continues any text with the token after its last
 one, so a stopped reply that is continued ends exactly as an uninterrupted one.
 """
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(180)
 MODEL = "code-scripted.gguf"
 CODE = "def f():\n    return 1"
 SCRIPT = [
-    *[f" w{i}" for i in range(30)],
+    *[f" w{i}" for i in range(60)],
     "\n\n```python\n",
     "def",
     " f",
@@ -48,7 +48,7 @@ SCRIPT = [
     "```",
 ]
 REPLY = "".join(SCRIPT).strip()
-WORDS = "".join(SCRIPT[:30]).strip()
+WORDS = "".join(SCRIPT[:60]).strip()
 CONFIG = """
 [app]
 language = "en"
@@ -68,9 +68,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         SCRIPT,
         name="Code Scripted",
         chat_template=CHATML_TEMPLATE,
-        n_embd=512,
+        n_embd=1024,
         n_layer=12,
-        n_ff=2048,
+        n_ff=4096,
         dtype="f16",
     )
     work = tmp_path_factory.mktemp("conversation-app")
@@ -211,7 +211,8 @@ def test_continue_after_stop_finishes_the_same_message(page: Page, app: RunningA
     assert stopped.startswith("w0 w1") and CODE not in stopped
     expect(message_button(page, "received", "continue")).to_be_visible()
     message_button(page, "received", "continue").click()
-    final = wait_for_reply_end(page)
+    expect(bubbles(page, "received").last).not_to_contain_text("stopped", timeout=30_000)
+    final = wait_for_reply_end(page, timeout_ms=60_000)
     assert final.startswith(WORDS) and "stopped" not in final
     expect(bubbles(page, "received")).to_have_count(1)
     expect(message(page, "received")).to_have_attribute("data-id", reply_id)
@@ -290,6 +291,7 @@ def test_two_tabs_editing_one_chat_keep_both_branches(app: RunningApp, browser: 
     second = open_page(browser, app.url)
     try:
         _fresh_chat(first, "Shared question")
+        second.reload()  # its chat list, made before the chat was
         for tab in (first, second):
             tab.locator("#chat_list").get_by_role("button", name="Shared question").click()
             expect(bubbles(tab, "sent")).to_have_text(["Shared question"])
@@ -347,7 +349,7 @@ def test_actions_show_without_hover_on_a_phone(
     page = context.new_page()
     try:
         page.goto(app.url)
-        page.wait_for_selector("#navbar")
+        page.wait_for_selector("#message")
         send_message(page, "On a phone")
         wait_for_reply_end(page)
         for act in ("copy", "regenerate", "delete"):
