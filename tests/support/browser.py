@@ -262,8 +262,8 @@ def notifications(page: Page):  # -> Locator of the notification texts
 
 
 def record_reply_texts(page: Page) -> None:
-    """Record every text the reply being written shows (its Markdown, not its status line
-    or buttons), with the time it appeared
+    """Record every text the reply being written shows (the Markdown it renders, not its
+    status line), with the time it appeared
     (`reply_samples` reads them)."""
     page.evaluate(
         """() => {
@@ -271,7 +271,7 @@ def record_reply_texts(page: Page) -> None:
         new MutationObserver(() => {
             const live = document.querySelector('#live_reply .lc-md');
             if (!live) return;
-            const text = live.innerText;
+            const text = live.dataset.source || '';  // the Markdown it shows, as written
             const s = window.lcSamples;
             if (!s.length || s[s.length - 1].text !== text)
                 s.push({at: performance.now(), text: text});
