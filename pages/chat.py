@@ -94,6 +94,9 @@ class _Tab:
     cancel: threading.Event | None = None  # of the running reply (None: no reply runs)
     reply_id: int | None = None  # the message the running reply writes into
     live_key: str = ""  # the running reply's text stream (web/live.py)
+    # Its place in the engine's queue (0: running). A waiting reply's stream stays closed: a
+    # browser keeps at most six connections to a site, and eight tabs may wait at once.
+    queued: int = 0
     # The last message of the branch this tab shows: another tab may show (and store as the
     # chat's) another branch of the same chat; each keeps its own (see `_own_branch`).
     leaf_id: int | None = None
@@ -157,7 +160,7 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
         ctx.labels,
         chat,
         live_id=tab.reply_id if tab.busy else None,
-        live_key=tab.live_key if tab.busy else "",
+        live_key=tab.live_key if tab.busy and not tab.queued else "",
         busy=tab.busy,
         n_ctx=loaded.n_ctx if loaded is not None else 0,
         max_tokens=tab.session.params.max_tokens,
@@ -340,6 +343,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     gui, state_id, run = state.get_gui(), get_state_id(state), tab.run_id
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
+        tab.queued = position  # first: the view gives no stream key to a waiting reply
         ready.wait(READY_WAIT_S)
         invoke_callback(gui, state_id, _show_queue, [run, position])
 
@@ -359,7 +363,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     live_key, live = open_live()
     worker = threading.Thread(
         target=_stream,
-        args=(gui, state_id, reply, live, question, run, ready),
+        args=(gui, state_id, tab, reply, live, question, run, ready),
         name="reply-stream",
         daemon=True,
     )
@@ -393,6 +397,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
 def _stream(
     gui: Gui,
     state_id: str,
+    tab: _Tab,
     reply: SavedReply,
     live: LiveText,
     question: str,
@@ -405,6 +410,9 @@ def _stream(
     try:
         for _ in reply:
             live.publish(reply.text)
+            if tab.queued:  # its turn came: the tab may open the stream now
+                tab.queued = 0
+                invoke_callback(gui, state_id, _left_queue, [run])
     except Exception as exc:  # whatever happens, the tab must leave its busy state
         error = str(exc) or type(exc).__name__
     finally:
@@ -420,6 +428,12 @@ def _show_queue(state: State, run: int, position: int) -> None:
         state.reply_status = app().labels["queued"].format(n=position)
 
 
+def _left_queue(state: State, run: int) -> None:
+    if _tab(state).run_id == run:
+        state.reply_status = ""
+        _changed(state)
+
+
 def _changed(state: State) -> None:
     """The conversation changed: the tab's component fetches it again (one small page
     variable, sent along with the page changes the same callback makes)."""
@@ -433,6 +447,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     tab.cancel = None
     tab.reply_id = None
     tab.live_key = ""
+    tab.queued = 0
     if state.reply_status:
         state.reply_status = ""
     state.busy = False
@@ -540,6 +555,7 @@ def _leave_chat(state: State) -> None:
     tab.cancel = None
     tab.reply_id = None
     tab.live_key = ""
+    tab.queued = 0
     tab.run_id += 1
     if state.busy:
         state.busy = False

@@ -135,12 +135,12 @@
   const stickToBottom = () => thread.scrollHeight - thread.scrollTop - thread.clientHeight < 48;
 
   function showLive() {
-    const node = thread.querySelector(`[data-id="${S.live.id}"]`);
-    if (!node || !node.classList.contains('lc-streaming')) return;
+    const node = thread.querySelector('.lc-streaming');
+    if (!node) return;
     const stick = stickToBottom();
-    const body = node.querySelector('.lc-md');
-    if (S.live.text) renderMarkdown(body, S.live.text);
-    node.querySelector('.lc-msg-footer').textContent = S.live.text ? '…' : (S.status || '…');
+    const text = String(S.live.id) === node.dataset.id ? S.live.text : '';
+    if (text) renderMarkdown(node.querySelector('.lc-md'), text);
+    node.querySelector('.lc-msg-footer').textContent = text ? '…' : (S.status || '…');
     if (stick) thread.scrollTop = thread.scrollHeight;
   }
 
