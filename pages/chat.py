@@ -314,6 +314,8 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     error = _start_reply(state, ask, question=text)
     if error:
         notify(state, "warning" if error == app().labels["no_model"] else "error", error)
+    else:
+        state.draft = ""  # even if the bound value is behind: the input's change may follow
 
 
 # How a reply starts: (cancel event, queue-position callback) -> the reply to iterate.
@@ -386,8 +388,6 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
         if state.offer_line or state.offer_label:
             state.offer_line = state.offer_label = ""
         refresh_chats(state)
-        if state.draft:
-            state.draft = ""
         state.busy = True
     finally:
         ready.set()

@@ -360,3 +360,20 @@ def test_actions_show_without_hover_on_a_phone(
         page.screenshot(path=shots / "conversation-phone-dark.png", full_page=True)
     finally:
         context.close()
+
+
+def test_opening_a_long_chat_shows_its_latest_message(page: Page, app: RunningApp) -> None:
+    with ChatStore.in_folder(app.data_dir) as store:
+        chat_id = store.create_chat(title="A long one", model=MODEL)
+        for i in range(30):
+            store.add_message(chat_id, "user", f"Question {i}")
+            store.add_message(chat_id, "assistant", f"Answer {i}\n\nwith a second paragraph")
+    page.reload()
+    page.locator("#chat_list").get_by_role("button", name="A long one").click()
+    expect(bubbles(page, "received").last).to_contain_text("Answer 29")
+    expect(bubbles(page, "received").last).to_be_in_viewport()
+    assert page.evaluate(
+        "() => { const t = document.querySelector('.lc-thread');"
+        " return t.scrollHeight > 2 * t.clientHeight"
+        " && t.scrollHeight - t.scrollTop - t.clientHeight < 2; }"
+    )
