@@ -90,6 +90,13 @@ def _clipboard(page: Page) -> str:
     return page.evaluate("() => navigator.clipboard.readText()")
 
 
+def _next_reply(page: Page, marker: str = "first token") -> str:
+    """Wait for the reply just asked for (the previous one's figures are on screen already)
+    to be written and to end; a reply here takes a few seconds."""
+    expect(live_reply(page)).to_have_count(1, timeout=30_000)
+    return wait_for_reply_end(page, timeout_ms=60_000, marker=marker)
+
+
 def _fresh_chat(page: Page, question: str) -> str:
     """A new chat with one exchange; returns the reply's text (with its figures line)."""
     page.locator("#new_chat").click()
@@ -149,8 +156,7 @@ def test_edit_sends_a_new_branch_and_a_reload_shows_it(page: Page, app: RunningA
     message_button(page, "sent", "edit").click()
     editor.fill("Edited, with *emphasis*")
     editor.press("Control+Enter")
-    expect(live_reply(page)).to_have_count(1)
-    assert wait_for_reply_end(page).startswith(WORDS)
+    assert _next_reply(page).startswith(WORDS)
     expect(bubbles(page, "sent")).to_have_text(["Edited, with emphasis"])
     expect(message(page, "sent").locator(".lc-sibling-pos")).to_have_text("2 / 2")
     _, branch, count = _stored(app, "Edit me")
@@ -173,7 +179,7 @@ def test_regenerate_makes_versions_to_move_between_by_keyboard(
     first_id = message(page, "received").get_attribute("data-id")
     for n in (2, 3):
         message_button(page, "received", "regenerate").click()
-        wait_for_reply_end(page)
+        _next_reply(page)
         expect(message(page, "received").locator(".lc-sibling-pos")).to_have_text(f"{n} / {n}")
     ids = [first_id]
     with ChatStore.in_folder(app.data_dir) as store:
@@ -211,8 +217,7 @@ def test_continue_after_stop_finishes_the_same_message(page: Page, app: RunningA
     assert stopped.startswith("w0 w1") and CODE not in stopped
     expect(message_button(page, "received", "continue")).to_be_visible()
     message_button(page, "received", "continue").click()
-    expect(bubbles(page, "received").last).not_to_contain_text("stopped", timeout=30_000)
-    final = wait_for_reply_end(page, timeout_ms=60_000)
+    final = _next_reply(page)
     assert final.startswith(WORDS) and "stopped" not in final
     expect(bubbles(page, "received")).to_have_count(1)
     expect(message(page, "received")).to_have_attribute("data-id", reply_id)
@@ -224,7 +229,7 @@ def test_continue_after_stop_finishes_the_same_message(page: Page, app: RunningA
 def test_delete_asks_then_removes_the_message_and_all_below(page: Page, app: RunningApp) -> None:
     _fresh_chat(page, "Delete below")
     send_message(page, "Second question")
-    wait_for_reply_end(page)
+    _next_reply(page)
     expect(bubbles(page, "sent")).to_have_count(2)
     message_button(page, "sent", "delete", 1).click()
     expect(message(page, "sent", 1)).to_contain_text("Delete this message and everything below it?")
@@ -282,7 +287,7 @@ def test_the_context_used_is_shown_after_each_turn(page: Page, app: RunningApp) 
     used = reply.prompt_tokens + reply.completion_tokens
     expect(page.locator("#context_used")).to_have_text(f"{used:,} / 1,024 tokens")
     send_message(page, "Again")
-    wait_for_reply_end(page)
+    _next_reply(page)
     expect(page.locator("#context_used")).not_to_have_text(f"{used:,} / 1,024 tokens")
 
 
@@ -299,7 +304,7 @@ def test_two_tabs_editing_one_chat_keep_both_branches(app: RunningApp, browser: 
             message_button(tab, "sent", "edit").click()
             tab.locator(".lc-editor").fill(text)
             message_button(tab, "sent", "save").click()
-            wait_for_reply_end(tab)
+            _next_reply(tab)
             expect(bubbles(tab, "sent")).to_have_text([text])
         with ChatStore.in_folder(app.data_dir) as store:
             chat_id = next(c.id for c in store.list_chats() if c.title == "Shared question")
@@ -311,7 +316,7 @@ def test_two_tabs_editing_one_chat_keep_both_branches(app: RunningApp, browser: 
             expect(message(tab, "sent").locator(".lc-sibling-pos")).to_contain_text("/ 3")
         # The first tab goes on in its own branch.
         send_message(first, "Follow-up in the first tab")
-        wait_for_reply_end(first)
+        _next_reply(first)
         expect(bubbles(first, "sent")).to_have_text(
             ["From the first tab", "Follow-up in the first tab"]
         )
