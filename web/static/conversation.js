@@ -243,6 +243,7 @@
       id: streaming ? 'live_reply' : null,
     });
     if (S.editing && S.editing.id === msg.id) {
+      article.classList.add('lc-editing');
       article.append(editor(msg));
       return article;
     }
