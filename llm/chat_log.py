@@ -460,10 +460,10 @@ class ChatLog:
         self._follow(_path(tree, question.parent_id), tail=tail)
         try:
             reply = self.session.continue_reply(cancel=cancel, **overrides)
+            before = self.store.resume_reply(reply_id)  # another tab may have continued it
         except BaseException:
             self.session.history = old_history
             raise
-        before = self.store.resume_reply(reply_id)
         return SavedReply(
             reply, self.store, None, reply_id, save_every_s=self.save_every_s, continued=before
         )

@@ -317,3 +317,48 @@ def test_the_reply_to_continue_is_tokenized_as_text(engine: Engine) -> None:
     assert plain.count(eos) == opened.count(eos) == 1  # the one after "Hi"
     assert opened[: len(plain) - 1] == plain[:-1]  # the same prompt up to the cue's last token
     assert len(opened) > len(plain) + 5 and opened[-1] != eos
+
+
+def test_two_tabs_editing_one_chat_keep_both_branches(engine: Engine, tmp_path: Path) -> None:
+    # Two ChatLogs on two connections, as two browser tabs: both edit the same question.
+    path = tmp_path / "chats.db"
+    with ChatStore(path) as first_store, ChatStore(path) as second_store:
+        first = new_log(first_store, engine)
+        drained(original := first.ask("What is the capital of France?"))
+        second = ChatLog.resume(second_store, first.chat_id, Engines(Config(), local=engine))
+        a = first.edit(original.user_message_id, "Tab A's question")
+        b = second.edit(original.user_message_id, "Tab B's question")
+        drained(a)
+        drained(b)
+        drained(first.ask("A goes on"))
+        drained(second.ask("B goes on"))
+        tree = first_store.tree(first.chat_id)
+        assert len(tree) == 10  # nothing lost
+        by_id = {m.id: m for m in tree}
+        assert by_id[a.user_message_id].sibling_ids == (
+            original.user_message_id,
+            a.user_message_id,
+            b.user_message_id,
+        )
+        # Each tab's history is its own branch; each tab reopens it by switching to it.
+        assert [m["content"] for m in first.session.history[::2]] == [
+            "Tab A's question",
+            "A goes on",
+        ]
+        assert [m["content"] for m in second.session.history[::2]] == [
+            "Tab B's question",
+            "B goes on",
+        ]
+        shown_a = first_store.switch_to(first.chat_id, first.leaf_id).messages
+        assert [m.content for m in shown_a[::2]] == ["Tab A's question", "A goes on"]
+        shown_b = second_store.switch_to(first.chat_id, second.leaf_id).messages
+        assert [m.content for m in shown_b[::2]] == ["Tab B's question", "B goes on"]
+        # A reply one tab is continuing cannot be continued by the other at the same time.
+        drained(cut := first.ask("Once more", max_tokens=3))
+        third = ChatLog.resume(second_store, first.chat_id, Engines(Config(), local=engine))
+        third.switch_to(cut.message_id)
+        going = first.continue_reply(cut.message_id)
+        with pytest.raises(MessageError, match="only a reply that was stopped or cut"):
+            third.continue_reply(cut.message_id)
+        assert third.session.history[-1]["content"] == "Paris is the"  # unchanged
+        assert drained(going) == " capital of France."

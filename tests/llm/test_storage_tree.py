@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llm.chat_export import chat_to_json, chat_to_markdown, export_json, import_chat
-from llm.errors import ChatImportError, MessageError, MessageNotFoundError
+from llm.errors import ChatImportError, ChatNotFoundError, MessageError, MessageNotFoundError
 from llm.storage import DB_FILE_NAME, ChatStore
 
 # Written by LocalChat at commit cc9bd11 (schema version 4) with fixtures/make_chats_v4.py.
@@ -236,6 +236,8 @@ def test_pinned_chats_come_first(store: ChatStore) -> None:
     assert store.get_chat(old).pinned
     store.set_pinned(middle, False)
     assert [c.id for c in store.list_chats()] == [old, new, middle]
+    with pytest.raises(ChatNotFoundError):
+        store.set_pinned(999, True)
 
 
 def tree_shape(store: ChatStore, chat_id: int) -> tuple[list[tuple], list[str]]:
