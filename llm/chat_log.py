@@ -356,7 +356,7 @@ class ChatLog:
 
     @staticmethod
     def _message(tree: dict[int, StoredMessage], message_id: int, role: str) -> StoredMessage:
-        message = tree.get(message_id)
+        message = None if isinstance(message_id, bool) else tree.get(message_id)
         if message is None:
             raise MessageNotFoundError(f"no message with id {message_id} in this chat")
         if message.role != role:
