@@ -161,9 +161,10 @@ class SavedReply:
             self._store.update_reply(self.message_id, self.reply.text)
 
     def _finish(self) -> None:
-        if self.continued is not None and self.reply.raw_text == self.reply.start:
-            self._restore()  # nothing new was written: the reply stays as it was
-            return
+        unchanged = self.continued is not None and self.reply.raw_text == self.reply.start
+        if unchanged and self.status != "complete":
+            self._restore()  # stopped or failed before a word: the reply stays as it was
+            return  # (one that ends at once is complete now: recorded below)
         if self.refused:  # as if it had never been sent
             self.chat_deleted = self._store.forget_exchange(self.user_message_id, self.message_id)
             if self._on_forget:

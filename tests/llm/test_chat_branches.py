@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.gguf_factory import EOS_ID
-from support.replies import LONG_SCRIPT, REPLY
+from support.replies import LONG_SCRIPT, REPLY, SCRIPT
 
 from llm.chat_log import ChatLog
 from llm.config import Backend, Config, SamplingParams
@@ -362,3 +362,16 @@ def test_two_tabs_editing_one_chat_keep_both_branches(engine: Engine, tmp_path: 
             third.continue_reply(cut.message_id)
         assert third.session.history[-1]["content"] == "Paris is the"  # unchanged
         assert drained(going) == " capital of France."
+
+
+def test_a_reply_cut_exactly_at_its_end_is_complete_after_continuing(
+    engine: Engine, store: ChatStore
+) -> None:
+    log = new_log(store, engine)
+    cut = log.ask("What is the capital of France?", max_tokens=len(SCRIPT))
+    assert drained(cut) == REPLY and cut.finish_reason == "length"  # the limit came first
+    more = log.continue_reply(cut.message_id)
+    assert drained(more) == "" and more.finish_reason == "stop"  # the model ends at once
+    message = store.get_chat(log.chat_id).messages[-1]
+    assert (message.content, message.status, message.finish_reason) == (REPLY, "complete", "stop")
+    assert not message.can_continue and message.completion_tokens == len(SCRIPT)
