@@ -391,11 +391,17 @@ class ChatLog:
         return self._exchange(reply, text, question.parent_id)
 
     def regenerate(
-        self, reply_id: int, *, cancel: threading.Event | None = None, **overrides: Any
+        self,
+        reply_id: int,
+        *,
+        cancel: threading.Event | None = None,
+        context: str = "",
+        **overrides: Any,
     ) -> SavedReply:
         """Write a new reply to the question that reply `reply_id` answers, as its sibling
-        (the old one is kept). Iterate the result as for `ask`. MessageError (a ValueError)
-        if `reply_id` is not a reply of this chat."""
+        (the old one is kept). Iterate the result as for `ask` (`context`: as for `ask`,
+        e.g. the passages found for the question again). MessageError (a ValueError) if
+        `reply_id` is not a reply of this chat."""
         tree = self._tree()
         old = self._message(tree, reply_id, "assistant")
         if old.parent_id is None or tree[old.parent_id].role != "user":
@@ -404,7 +410,7 @@ class ChatLog:
         old_history = self.session.history
         self._follow(_path(tree, question.parent_id))
         try:
-            reply = self.session.ask(question.content, cancel=cancel, **overrides)
+            reply = self.session.ask(question.content, cancel=cancel, context=context, **overrides)
         except BaseException:
             self.session.history = old_history
             raise

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.fake_engine import FakeEngine
 from support.gguf_factory import EOS_ID
 from support.replies import LONG_SCRIPT, REPLY, SCRIPT
 
@@ -375,3 +376,19 @@ def test_a_reply_cut_exactly_at_its_end_is_complete_after_continuing(
     message = store.get_chat(log.chat_id).messages[-1]
     assert (message.content, message.status, message.finish_reason) == (REPLY, "complete", "stop")
     assert not message.can_continue and message.completion_tokens == len(SCRIPT)
+
+
+def test_regenerate_and_edit_take_context_for_the_model_only(
+    scripted_model: Path, store: ChatStore
+) -> None:
+    fake = FakeEngine(["Two", " million", "."], scripted_model)
+    log = ChatLog.start(store, ChatSession(fake))
+    drained(first := log.ask("How many people live in Paris?"))
+    passage = "Passage: Paris has 2.1 million people."
+    drained(log.regenerate(first.message_id, context=passage))
+    assert fake.calls[-1][-1]["content"] == f"{passage}\n\nHow many people live in Paris?"
+    drained(log.edit(first.user_message_id, "And Lyon?", context="Passage: Lyon, 0.5 million."))
+    assert fake.calls[-1][-1]["content"].startswith("Passage: Lyon")
+    stored = [m.content for m in store.tree(log.chat_id) if m.role == "user"]
+    assert stored == ["How many people live in Paris?", "And Lyon?"]  # context never stored
+    assert fake.open_replies == ["", "", ""]
