@@ -552,7 +552,7 @@ class ChatStore:
         best matching message and a snippet around the match. Whatever is typed is taken as
         words (FTS5 syntax characters are not operators); at most SEARCH_MAX_CHARS characters
         and SEARCH_MAX_TERMS words are used."""
-        words = clean_text(words)[:SEARCH_MAX_CHARS]
+        words = clean_text(words[:SEARCH_MAX_CHARS])
         limit = max(1, min(int(limit), 100))
         queries = [fts_query(words, match="all", max_terms=SEARCH_MAX_TERMS)]
         queries.append(fts_query(words, match="any", max_terms=SEARCH_MAX_TERMS))
