@@ -161,9 +161,10 @@ class SavedReply:
             self._store.update_reply(self.message_id, self.reply.text)
 
     def _finish(self) -> None:
-        if self.continued is not None and self.reply.raw_text == self.reply.start:
-            self._restore()  # nothing new was written: the reply stays as it was
-            return
+        unchanged = self.continued is not None and self.reply.raw_text == self.reply.start
+        if unchanged and self.status != "complete":
+            self._restore()  # stopped or failed before a word: the reply stays as it was
+            return  # (one that ends at once is complete now: recorded below)
         if self.refused:  # as if it had never been sent
             self.chat_deleted = self._store.forget_exchange(self.user_message_id, self.message_id)
             if self._on_forget:
@@ -356,7 +357,7 @@ class ChatLog:
 
     @staticmethod
     def _message(tree: dict[int, StoredMessage], message_id: int, role: str) -> StoredMessage:
-        message = tree.get(message_id)
+        message = None if isinstance(message_id, bool) else tree.get(message_id)
         if message is None:
             raise MessageNotFoundError(f"no message with id {message_id} in this chat")
         if message.role != role:
@@ -390,11 +391,17 @@ class ChatLog:
         return self._exchange(reply, text, question.parent_id)
 
     def regenerate(
-        self, reply_id: int, *, cancel: threading.Event | None = None, **overrides: Any
+        self,
+        reply_id: int,
+        *,
+        cancel: threading.Event | None = None,
+        context: str = "",
+        **overrides: Any,
     ) -> SavedReply:
         """Write a new reply to the question that reply `reply_id` answers, as its sibling
-        (the old one is kept). Iterate the result as for `ask`. MessageError (a ValueError)
-        if `reply_id` is not a reply of this chat."""
+        (the old one is kept). Iterate the result as for `ask` (`context`: as for `ask`,
+        e.g. the passages found for the question again). MessageError (a ValueError) if
+        `reply_id` is not a reply of this chat."""
         tree = self._tree()
         old = self._message(tree, reply_id, "assistant")
         if old.parent_id is None or tree[old.parent_id].role != "user":
@@ -403,7 +410,7 @@ class ChatLog:
         old_history = self.session.history
         self._follow(_path(tree, question.parent_id))
         try:
-            reply = self.session.ask(question.content, cancel=cancel, **overrides)
+            reply = self.session.ask(question.content, cancel=cancel, context=context, **overrides)
         except BaseException:
             self.session.history = old_history
             raise
@@ -460,10 +467,10 @@ class ChatLog:
         self._follow(_path(tree, question.parent_id), tail=tail)
         try:
             reply = self.session.continue_reply(cancel=cancel, **overrides)
+            before = self.store.resume_reply(reply_id)  # another tab may have continued it
         except BaseException:
             self.session.history = old_history
             raise
-        before = self.store.resume_reply(reply_id)
         return SavedReply(
             reply, self.store, None, reply_id, save_every_s=self.save_every_s, continued=before
         )

@@ -246,11 +246,15 @@ class Engine:
                 raise ModelFileError(f"{info.file_name}: {exc}") from None
             return self.loaded
 
-    def tokenize(self, messages: list[Message], fmt: ChatFormat) -> list[int]:
-        """The token ids the worker would send for `messages` (for inspection and tests)."""
+    def tokenize(
+        self, messages: list[Message], fmt: ChatFormat, *, open_reply: str = ""
+    ) -> list[int]:
+        """The token ids the worker would send for `messages` (and a reply to continue, as
+        `generate`'s `open_reply`), for inspection and tests."""
         with self._queue.turn():
             self._ensure_model()
-            self._request({"op": "tokenize", "messages": messages, "format": fmt})
+            request = {"op": "tokenize", "messages": messages, "format": fmt}
+            self._request({**request, "open_reply": open_reply})
             reply = self._receive()
         assert reply is not None
         if reply["type"] == "error":

@@ -552,7 +552,7 @@ class ChatStore:
         best matching message and a snippet around the match. Whatever is typed is taken as
         words (FTS5 syntax characters are not operators); at most SEARCH_MAX_CHARS characters
         and SEARCH_MAX_TERMS words are used."""
-        words = clean_text(words)[:SEARCH_MAX_CHARS]
+        words = clean_text(words[:SEARCH_MAX_CHARS])
         limit = max(1, min(int(limit), 100))
         queries = [fts_query(words, match="all", max_terms=SEARCH_MAX_TERMS)]
         queries.append(fts_query(words, match="any", max_terms=SEARCH_MAX_TERMS))
@@ -758,7 +758,7 @@ class ChatStore:
             row = db.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
-            if row is None:
+            if row is None or isinstance(message_id, bool):
                 raise MessageNotFoundError(f"no message with id {message_id}")
             message = StoredMessage(*row)
             if not message.can_continue:
@@ -896,6 +896,9 @@ class _Tree:
         return cls(rows)
 
     def require(self, message_id: int) -> None:
+        # bool is an int to Python (True == 1): an id from a page must be a real int.
+        if isinstance(message_id, bool) or not isinstance(message_id, int):
+            raise MessageNotFoundError(f"message id {message_id!r} must be a whole number")
         if message_id not in self.rows:
             raise MessageNotFoundError(f"no message with id {message_id} in this chat")
 
@@ -997,6 +1000,8 @@ def _insert_message(
         if not held:  # unset or stale (deleted meanwhile): the end of the branch shown now
             parent_id = _current_leaf(db, chat_id, _Tree.read(db, chat_id))
     elif parent_id is not None:
+        if isinstance(parent_id, bool) or not isinstance(parent_id, int):
+            raise MessageNotFoundError(f"message id {parent_id!r} must be a whole number")
         found = db.execute("SELECT chat_id FROM messages WHERE id = ?", (parent_id,)).fetchone()
         if found is None or found[0] != chat_id:
             raise MessageNotFoundError(f"no message with id {parent_id} in this chat")

@@ -5,7 +5,7 @@ socket as its argument).
 Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
   load      {path, n_ctx, n_threads, n_batch, untrusted_template}
                                                 -> loaded {n_ctx} | error {message}
-  tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
+  tokenize  {messages, format, open_reply}      -> tokens {ids, text, warnings} | error
   generate  {messages, format, params, keep_from, open_reply}
             -> start {...} then text {text}* then done {finish_reason, figures} | error;
             with open_reply (the text of a reply to continue), the prompt ends with that
@@ -69,7 +69,8 @@ class _Worker:
         return rendered, tokenize_segments(self.llm.client, rendered.segments)
 
     def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
-        rendered, ids = self.render(request["messages"], request["format"])
+        open_reply = request.get("open_reply", "")
+        rendered, ids = self.render(request["messages"], request["format"], open_reply)
         return {"type": "tokens", "ids": ids, "text": rendered.text, "warnings": rendered.warnings}
 
     def should_stop(self) -> bool:

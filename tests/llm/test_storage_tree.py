@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llm.chat_export import chat_to_json, chat_to_markdown, export_json, import_chat
-from llm.errors import ChatImportError, MessageError, MessageNotFoundError
+from llm.errors import ChatImportError, ChatNotFoundError, MessageError, MessageNotFoundError
 from llm.storage import DB_FILE_NAME, ChatStore
 
 # Written by LocalChat at commit cc9bd11 (schema version 4) with fixtures/make_chats_v4.py.
@@ -126,6 +126,15 @@ def test_an_edit_adds_a_sibling_and_switching_remembers_each_fork(store: ChatSto
         store.switch_to(other_chat, q1)  # a message of another chat
     with pytest.raises(MessageNotFoundError):
         store.begin_exchange(other_chat, "x", parent_id=a1)
+    # Ids from a page are input from a stranger: True is not message 1, "5" is not 5.
+    for bad in (True, "5", 1.0, None):
+        with pytest.raises(MessageNotFoundError, match="must be a whole number"):
+            store.switch_to(chat, bad)
+        with pytest.raises(MessageNotFoundError, match="must be a whole number"):
+            store.delete_branch(chat, bad)
+    with pytest.raises(MessageNotFoundError, match="must be a whole number"):
+        store.begin_exchange(chat, "x", parent_id=True)
+    assert len(store.tree(chat)) == 9
 
 
 def test_delete_branch_removes_everything_below_and_shows_a_sibling(store: ChatStore) -> None:
@@ -236,6 +245,8 @@ def test_pinned_chats_come_first(store: ChatStore) -> None:
     assert store.get_chat(old).pinned
     store.set_pinned(middle, False)
     assert [c.id for c in store.list_chats()] == [old, new, middle]
+    with pytest.raises(ChatNotFoundError):
+        store.set_pinned(999, True)
 
 
 def tree_shape(store: ChatStore, chat_id: int) -> tuple[list[tuple], list[str]]:
