@@ -133,6 +133,11 @@
 
   // --- Pieces (each a function a page layout can place where it likes) --------------------
   const stickToBottom = () => thread.scrollHeight - thread.scrollTop - thread.clientHeight < 48;
+  // Read to the end, the conversation stays at its end when its box changes size (a phone
+  // turned, its keyboard opened, the window resized).
+  let atEnd = true;
+  thread.addEventListener('scroll', () => { atEnd = stickToBottom(); }, { passive: true });
+  new ResizeObserver(() => { if (atEnd) thread.scrollTop = thread.scrollHeight; }).observe(thread);
 
   function showLive() {
     const node = thread.querySelector('.lc-streaming');
