@@ -6,10 +6,10 @@ How a token's trip to the screen is timed, with one clock (the machine's wall cl
 - The page runs a MutationObserver (installed before the app's scripts) that records, for
   every change of the reply on screen, its text and the time, and the time of the next
   animation frame after it, i.e. when that text can first be painted. The reply being written
-  is the `#live_reply` element under the conversation (the app streams it token by token,
-  see web/live.py); the finished reply then moves into a new assistant bubble of the
-  `#chat` control (its last tokens may only ever be shown there). The time of the Enter
-  keydown in the `#message` input is recorded the same way.
+  is the `#live_reply` message of the conversation (the app streams it token by token, see
+  web/live.py, rendered as Markdown into its `.lc-md`); once finished it is an ordinary
+  assistant message of `#conversation` (its last tokens may only ever be shown there). The
+  time of the Enter keydown in the `#message` input is recorded the same way.
 - Page times (`performance.timeOrigin + performance.now()`) are put on the wall clock with an
   offset measured before each turn (the smallest of three round trips bounds its error).
 - Token i is on screen at the first frame whose live text, or new bubble, starts with the
@@ -42,6 +42,8 @@ from bench.workload import SYSTEM_PROMPT, Settings
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_DIR = ROOT / "bench" / "probe"
 CHROMIUM = "/usr/bin/chromium"
+# The finished replies of the conversation (web/static/conversation.js).
+ROWS = "#conversation .lc-msg-assistant:not(.lc-streaming)"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -53,6 +55,7 @@ CHROMIUM_ARGS = [
 _PAGE_PROBE = """
 (() => {
   const now = () => performance.timeOrigin + performance.now();
+  const ROWS = '#conversation .lc-msg-assistant:not(.lc-streaming)';
   const bench = window.__bench = {enter: null, events: []};
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') bench.enter = now();
@@ -60,11 +63,11 @@ _PAGE_PROBE = """
   let last = null;
   const snapshot = () => {
     // textContent, not innerText: no layout forced on every mutation.
-    const live = document.querySelector('#live_reply');
+    const live = document.querySelector('#live_reply .lc-md');
     const liveText = live ? live.textContent : null;
-    const rows = document.querySelectorAll('#chat .taipy-chat-received');
+    const rows = document.querySelectorAll(ROWS);
     const row = rows[rows.length - 1];
-    const bubble = row ? (row.querySelector('.MuiPaper-root') || row) : null;
+    const bubble = row ? (row.querySelector('.lc-bubble') || row) : null;
     const text = bubble ? bubble.textContent : '';
     const key = rows.length + '|' + liveText + '|' + text;
     if (key === last) return;
@@ -293,9 +296,7 @@ class BrowserPath:
         self.page.locator("#new_chat").click()
         # A function, not an expression: Playwright evaluates a polled expression with eval(),
         # which the app's Content-Security-Policy forbids (web/local_only.py).
-        self.page.wait_for_function(
-            "() => document.querySelectorAll('#chat .taipy-chat-received').length === 0"
-        )
+        self.page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length === 0")
         self._wait_input_enabled(30_000)
 
     def _wait_input_enabled(self, timeout_ms: float) -> None:
@@ -311,7 +312,7 @@ class BrowserPath:
         page = self.page
         offset = self._clock_offset()
         cpu_before = self._cpu_seconds()
-        rows_before = page.locator("#chat .taipy-chat-received").count()
+        rows_before = page.locator(ROWS).count()
         self._wait_input_enabled(30_000)
         page.evaluate("window.__bench.events = []; window.__bench.enter = null;")
         box = page.locator("#message")
@@ -324,7 +325,8 @@ class BrowserPath:
         worker_events = read_probe(self.probe_dir, self.worker, self.offsets, wait_s=budget)
         app_events = read_probe(self.probe_dir, self.app.process.pid, self.offsets, wait_s=10)
         page.wait_for_function(
-            """(n) => { const rows = document.querySelectorAll('#chat .taipy-chat-received');
+            """(n) => { const rows = document.querySelectorAll(
+                          '#conversation .lc-msg-assistant:not(.lc-streaming)');
                         const box = document.querySelector('#message');
                         return rows.length > n &&
                                rows[rows.length - 1].textContent.includes('tokens/s') &&

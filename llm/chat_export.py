@@ -1,16 +1,22 @@
-"""A stored chat as a file and back: Markdown for reading (`chat_to_markdown`), JSON that
-LocalChat reads back (`chat_to_json`), and import of such a JSON export as a new chat
-(`import_chat`).
+"""A stored chat as a file and back: Markdown for reading (`chat_to_markdown`: the visible
+branch), JSON that LocalChat reads back (`chat_to_json`: every branch and which one is shown),
+and import of such a JSON export as a new chat (`import_chat`).
+
+The JSON export (version 2) lists the messages parents first; each has an `id` (the file's
+own numbering) and a `parent` (the id of an earlier message, or null), and the chat names its
+`current_leaf`. A version-1 export (no ids) is one branch, as older LocalChat wrote it.
 
 An import is a file from anywhere: `parse_export` checks the whole document first (size,
-encoding, JSON, every field by the rules of `llm.chat_values`) and raises ChatImportError naming
-the first problem; only a valid export is stored, in one transaction.
+encoding, JSON, every field by the rules of `llm.chat_values`, and the tree: unique ids,
+parents that come earlier in the file, so no cycles, at most IMPORT_MAX_MESSAGES messages) and
+raises ChatImportError naming the first problem; only a valid export is stored, in one
+transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,11 +36,12 @@ from .chat_values import (
 from .config import LOCAL_BACKEND
 from .errors import ChatImportError, StorageError
 from .markdown_text import close_open_fence
-from .storage import ChatStore, StoredChat
+from .storage import FINISH_REASONS, ChatStore, StoredChat, StoredMessage
 
 EXPORT_FORMAT = "localchat-chat"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 IMPORT_MAX_BYTES = 64 * 1024 * 1024
+IMPORT_MAX_MESSAGES = 100_000
 
 
 _STATUS_NOTES = {
@@ -58,7 +65,8 @@ def _md_time(stamp: str) -> str:
 
 
 def chat_to_markdown(chat: StoredChat) -> str:
-    """A chat as Markdown: title, facts, system prompt, then each message under a heading."""
+    """A chat as Markdown: title, facts, system prompt, then each message of the visible
+    branch under a heading."""
     lines = [f"# {_md_text(chat.title) or 'New chat'}", ""]
     lines.append(f"- Created: {_md_time(chat.created)}")
     if chat.model:
@@ -86,14 +94,19 @@ def chat_to_markdown(chat: StoredChat) -> str:
     return "\n".join(lines)
 
 
-def chat_to_export(chat: StoredChat) -> dict[str, Any]:
-    """A chat as the JSON-ready export document (see `parse_export`)."""
+def chat_to_export(chat: StoredChat, tree: Sequence[StoredMessage] | None = None) -> dict[str, Any]:
+    """A chat as the JSON-ready export document (see `parse_export`): every message of `tree`
+    (`ChatStore.tree`), or of the visible branch when it is None."""
+    source = list(chat.messages if tree is None else tree)
+    number = {message.id: index for index, message in enumerate(source)}
     messages = []
-    for message in chat.messages:
+    for message in source:
         row = message.to_dict()
-        for key in ("id", "chat_id", "position"):
+        for key in ("id", "chat_id", "position", "parent_id", "sibling_ids"):
             del row[key]
-        messages.append(row)
+        parent = number.get(message.parent_id) if message.parent_id is not None else None
+        messages.append({"id": number[message.id], "parent": parent, **row})
+    leaf = number.get(chat.current_leaf_id) if chat.current_leaf_id is not None else None
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -107,14 +120,22 @@ def chat_to_export(chat: StoredChat) -> dict[str, Any]:
             "model": chat.model,
             "chat_format": chat.chat_format,
             "backend": chat.backend,
+            "pinned": chat.pinned,
+            "current_leaf": leaf if leaf is not None else len(messages) - 1 if messages else None,
             "messages": messages,
         },
     }
 
 
-def chat_to_json(chat: StoredChat) -> str:
-    """A chat as the JSON document that `import_chat` reads back."""
-    return json.dumps(chat_to_export(chat), ensure_ascii=False, indent=2)
+def chat_to_json(chat: StoredChat, tree: Sequence[StoredMessage] | None = None) -> str:
+    """A chat as the JSON document that `import_chat` reads back: pass `ChatStore.tree` as
+    `tree` to keep every branch (None: the visible branch only)."""
+    return json.dumps(chat_to_export(chat, tree), ensure_ascii=False, indent=2)
+
+
+def export_json(store: ChatStore, chat_id: int) -> str:
+    """Stored chat `chat_id` as a JSON export with every branch."""
+    return chat_to_json(store.get_chat(chat_id), store.tree(chat_id))
 
 
 def import_chat(store: ChatStore, data: str | bytes) -> int:
@@ -187,7 +208,13 @@ def parse_export(data: str | bytes) -> dict[str, Any]:
     raw_messages = chat.get("messages")
     if not isinstance(raw_messages, list):
         raise ChatImportError("chat.messages must be a list")
+    if len(raw_messages) > IMPORT_MAX_MESSAGES:
+        raise ChatImportError(f"chat.messages can hold at most {IMPORT_MAX_MESSAGES:,} messages")
     messages = [_parse_message(m, f"chat.messages[{i}]") for i, m in enumerate(raw_messages)]
+    current_leaf = _parse_tree(raw_messages, messages, chat.get("current_leaf"))
+    pinned = chat.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise ChatImportError("chat.pinned must be true or false")
     title = _text(chat, "title", "chat")
     if len(one_line(title)) > TITLE_MAX_CHARS:
         raise ChatImportError(f"chat.title can have at most {TITLE_MAX_CHARS} characters")
@@ -203,7 +230,45 @@ def parse_export(data: str | bytes) -> dict[str, Any]:
         "chat_format": chat_format,
         "backend": backend,
         "messages": messages,
+        "current_leaf": current_leaf,
+        "pinned": pinned,
     }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_tree(raw_messages: list[Any], messages: list[dict[str, Any]], leaf: Any) -> int | None:
+    """Set each message's "parent" (an index in `messages`) from the file's ids; returns the
+    index of the current leaf. Without ids (a version-1 export) the messages are one branch.
+    Parents must come earlier in the file: a tree with no cycles by construction, whatever
+    its depth."""
+    with_ids = ["id" in m for m in raw_messages]
+    if not any(with_ids):
+        if leaf is not None:
+            raise ChatImportError("chat.current_leaf needs messages with ids")
+        return None  # one branch: `create_chat` makes each message the child of the last
+    index: dict[int, int] = {}
+    for i, (raw, message) in enumerate(zip(raw_messages, messages, strict=True)):
+        where = f"chat.messages[{i}]"
+        own = raw.get("id")
+        if not _is_int(own):
+            raise ChatImportError(f"{where}.id must be an integer (every message has one)")
+        if own in index:
+            raise ChatImportError(f"{where}.id {own} is used twice")
+        parent = raw.get("parent")
+        if parent is not None and (not _is_int(parent) or parent not in index):
+            raise ChatImportError(
+                f"{where}.parent must be null or the id of a message before it in the file"
+            )
+        message["parent"] = None if parent is None else index[parent]
+        index[own] = i
+    if leaf is None:
+        return len(messages) - 1 if messages else None
+    if not _is_int(leaf) or leaf not in index:
+        raise ChatImportError("chat.current_leaf must be the id of one of its messages")
+    return index[leaf]
 
 
 def _parse_message(data: Any, where: str) -> dict[str, Any]:
@@ -219,6 +284,10 @@ def _parse_message(data: Any, where: str) -> dict[str, Any]:
         raise ChatImportError(f"{where}.status must be one of {', '.join(STATUSES)}")
     if status == "streaming":  # no process is writing it here
         status = "interrupted"
+    finish_reason = _text(data, "finish_reason", where)
+    if finish_reason not in FINISH_REASONS:
+        choices = ", ".join(repr(r) for r in FINISH_REASONS)
+        raise ChatImportError(f"{where}.finish_reason must be one of {choices}")
     figures = {}
     for key in FIGURE_FIELDS:
         value = data.get(key)
@@ -238,6 +307,7 @@ def _parse_message(data: Any, where: str) -> dict[str, Any]:
         "model": clean_text(_text(data, "model", where)),
         "format": clean_text(_text(data, "format", where)),
         "status": status,
+        "finish_reason": finish_reason,
         "error": clean_text(_text(data, "error", where)),
         **figures,
     }

@@ -1,25 +1,24 @@
 """`python -m llm`: list models, show the exact prompt, chat from the terminal, manage chats.
 
-Every `ask` is stored as a chat in the data folder's database (`chats`, `export`, `import`,
-`ask --chat`). `--config`, `--models-dir` and `--data-dir` go before or after the command.
+Every `ask` is stored as a chat in the data folder's database (`chats`, `chats show`,
+`chats search`, `export`, `import`, `ask --chat`). `--config`, `--models-dir` and
+`--data-dir` go before or after the command.
 Errors a user can fix print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import documents_cli, remote_cli
-from .config import FORMAT_CHOICES, LOCAL_BACKEND, Config, load_config
+from . import chats_cli, documents_cli, remote_cli
+from .config import FORMAT_CHOICES, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
 from .hub import cli as hub_cli
@@ -91,8 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int)
     ask.add_argument("prompt")
 
-    chats = commands.add_parser("chats", help="list stored chats, the most recent first")
-    chats.add_argument("--json", action="store_true", help="machine-readable output")
+    chats_cli.add_parser(commands)
 
     export = commands.add_parser("export", help="print a stored chat as Markdown or JSON")
     export.add_argument("chat_id", metavar="CHAT_ID")
@@ -118,23 +116,13 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config).replace(models_dir=args.models_dir, data_dir=args.data_dir)
 
 
-def _chat_id(text: str) -> int:
-    if not text.isdigit():
-        raise ConfigError(f"chat id {text!r} must be a whole number (see: python -m llm chats)")
-    return int(text)
+_chat_id = chats_cli.chat_id
 
 
 def _store(config: Config) -> ChatStore:
     from .storage import ChatStore  # imported here: `models` and `render` need no database
 
     return ChatStore.in_folder(config.data_dir)
-
-
-def _local_time(stamp: str) -> str:
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return stamp
 
 
 def _write_text(text: str, output: str | None) -> None:
@@ -288,26 +276,7 @@ def _stream(
 
 
 def cmd_chats(args: argparse.Namespace, config: Config) -> int:
-    with _store(config) as store:
-        chats = store.list_chats()
-        path = store.path
-    if args.json:
-        rows = [dataclasses.asdict(chat) for chat in chats]
-        print(json.dumps({"database": str(path), "chats": rows}, ensure_ascii=False, indent=2))
-        return 0
-    if not chats:
-        print(f"No chats yet in {path}")
-        return 0
-    width = max(len(str(chat.id)) for chat in chats)
-    for chat in chats:
-        title = chat.title or "(untitled)"
-        where = "" if chat.backend == LOCAL_BACKEND else f"{chat.backend}: "
-        model = f"  [{where}{chat.model}]" if chat.model else ""
-        print(
-            f"{chat.id:>{width}}  {_local_time(chat.updated)}  {chat.message_count:>4} msgs  "
-            f"{title}{model}"
-        )
-    return 0
+    return chats_cli.cmd_chats(args, config, lambda: _store(config))
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
@@ -316,7 +285,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     chat_id = _chat_id(args.chat_id)
     with _store(config) as store:
         chat = store.get_chat(chat_id)
-    text = chat_to_json(chat) + "\n" if args.format == "json" else chat_to_markdown(chat)
+        tree = store.tree(chat_id)  # JSON keeps every branch; Markdown shows the visible one
+    text = chat_to_json(chat, tree) + "\n" if args.format == "json" else chat_to_markdown(chat)
     _write_text(text, args.output)
     return 0
 

@@ -123,6 +123,8 @@ class Engine:
     """Owns the inference worker. Thread-safe: requests are served one at a time."""
 
     backend_name = LOCAL_BACKEND  # where the model runs, as chats record it
+    can_continue = True  # a reply is continued from llama.cpp's cache (`open_reply`)
+    continue_refusal = ""
 
     def __init__(self, *, n_ctx: int = 4096, n_threads: int = 0, n_batch: int = 512) -> None:
         self.n_ctx_wanted = n_ctx
@@ -244,11 +246,15 @@ class Engine:
                 raise ModelFileError(f"{info.file_name}: {exc}") from None
             return self.loaded
 
-    def tokenize(self, messages: list[Message], fmt: ChatFormat) -> list[int]:
-        """The token ids the worker would send for `messages` (for inspection and tests)."""
+    def tokenize(
+        self, messages: list[Message], fmt: ChatFormat, *, open_reply: str = ""
+    ) -> list[int]:
+        """The token ids the worker would send for `messages` (and a reply to continue, as
+        `generate`'s `open_reply`), for inspection and tests."""
         with self._queue.turn():
             self._ensure_model()
-            self._request({"op": "tokenize", "messages": messages, "format": fmt})
+            request = {"op": "tokenize", "messages": messages, "format": fmt}
+            self._request({**request, "open_reply": open_reply})
             reply = self._receive()
         assert reply is not None
         if reply["type"] == "error":
@@ -263,10 +269,14 @@ class Engine:
         *,
         keep_from: int = 0,
         cancel: threading.Event | None = None,
+        open_reply: str = "",
     ) -> Iterator[dict[str, Any]]:
         """Stream a reply as events: queued* (position while other requests run), start,
         text*, done. Close the iterator or set `cancel` to stop early (the done event then has
-        finish_reason "cancelled"); a request cancelled while queued just leaves the queue."""
+        finish_reason "cancelled"); a request cancelled while queued just leaves the queue.
+        `open_reply`: continue this start of the assistant's reply (text events are only what
+        follows it); llama.cpp's cache still holds it after the reply it came from, so only
+        the tokens after the cached prefix are evaluated."""
         ticket = self._queue.join()
         try:
             position = None
@@ -283,7 +293,7 @@ class Engine:
                 if self._queue.position(ticket) != position:
                     position = self._queue.position(ticket)
                     yield {"type": "queued", "position": position}
-            yield from self._generate_now(messages, fmt, params, keep_from, cancel)
+            yield from self._generate_now(messages, fmt, params, keep_from, cancel, open_reply)
         finally:
             self._queue.leave(ticket)
 
@@ -294,6 +304,7 @@ class Engine:
         params: SamplingParams,
         keep_from: int,
         cancel: threading.Event | None,
+        open_reply: str = "",
     ) -> Iterator[dict[str, Any]]:
         self._ensure_model()
         self._request(
@@ -303,6 +314,7 @@ class Engine:
                 "format": fmt,
                 "params": dataclasses.asdict(params),
                 "keep_from": keep_from,
+                "open_reply": open_reply,
             }
         )
         cancelled = False

@@ -42,6 +42,15 @@ class ChatEngine(Protocol):
     def model_name(self) -> str:
         """The model replies come from, as chats record it ("" when there is none)."""
 
+    @property
+    def can_continue(self) -> bool:
+        """Whether a stopped or cut reply can be continued in place (`generate`'s
+        `open_reply`)."""
+
+    @property
+    def continue_refusal(self) -> str:
+        """Why not, when `can_continue` is False ("" otherwise): one sentence for the user."""
+
     def chat_format(self, choice: str) -> ChatFormat:
         """The format a chat's choice ("auto" or a format name) resolves to here."""
 
@@ -57,8 +66,10 @@ class ChatEngine(Protocol):
         *,
         keep_from: int = 0,
         cancel: threading.Event | None = None,
+        open_reply: str = "",
     ) -> Iterator[dict[str, Any]]:
-        """Stream a reply as events: queued*, start, text*, done."""
+        """Stream a reply as events: queued*, start, text*, done. With `open_reply` (only
+        when `can_continue`), the reply continues that text: text events are what follows."""
 
     def close(self) -> None:
         """Let go of processes and connections."""

@@ -45,6 +45,15 @@ class ChatNotFoundError(StorageError):
     """No stored chat has the given id (deleted, or never existed)."""
 
 
+class MessageError(StorageError, ValueError):
+    """An action on a message that does not apply: editing a reply as if it were a question,
+    continuing a reply that ended, a message of another chat."""
+
+
+class MessageNotFoundError(MessageError):
+    """No message of the chat has the given id (deleted, or never existed)."""
+
+
 class ChatImportError(StorageError):
     """A file given to import is not a valid LocalChat chat export."""
 

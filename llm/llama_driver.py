@@ -195,11 +195,21 @@ def reuse_held_tokens(llama: llama_cpp.Llama, held: Sequence[int], tokens: list[
     return [*held[:reused], *tokens[resume:]] if reused > start else tokens
 
 
+def _held(llama: llama_cpp.Llama) -> tuple[list[int], list[int]]:
+    """The tokens llama.cpp's cache holds, and the same followed by the last token of the
+    reply before, when it was drawn but never evaluated (a reply cut by the limit or a Stop
+    ends on one). Splicing with the second keeps the model's own last token in the next
+    prompt, so a continued reply goes on from exactly what the model wrote."""
+    held = llama._input_ids[: llama.n_tokens].tolist()
+    at, pending = getattr(llama, "_localchat_pending", (-1, []))
+    return held, held + pending if at == llama.n_tokens else held
+
+
 def prefill(llama: llama_cpp.Llama, tokens: list[int]) -> int:
     """Evaluate `tokens` into llama.cpp's cache now (keeping what it holds of them), so that a
     later prompt that starts with them evaluates only the rest. Returns how many were evaluated."""
-    held = llama._input_ids[: llama.n_tokens].tolist()
-    tokens = reuse_held_tokens(llama, held, tokens)
+    held, known = _held(llama)
+    tokens = reuse_held_tokens(llama, known, tokens)
     common = common_prefix(held, tokens)
     if common >= len(tokens) or len(tokens) >= llama.n_ctx():
         return 0
@@ -312,10 +322,13 @@ class LocalLlamaCpp(LlamaCpp):
             reset=True,
             logits_processor=_no_end_of_generation(llama) if kwargs.get("ignore_eos") else None,
         )
+        llama._localchat_pending = (-1, [])
         try:
             yield from _decode(llama, generator, run, run_manager)
         finally:
             generator.close()
+            if run.last_token is not None:  # drawn, not evaluated: see `_held`
+                llama._localchat_pending = (llama.n_tokens, [run.last_token])
         self._last_info = {
             "finish_reason": run.finish_reason,
             "figures": run.figures(started, len(tokens), cached),
@@ -336,8 +349,8 @@ def _reuse_cache(
     """The prompt to evaluate, with what llama.cpp's cache holds of it reused (when that still
     leaves room for the reply), and how many of its tokens the cache already holds."""
     # Tokens llama.cpp still holds from the previous call and will not re-evaluate.
-    held = llama._input_ids[: llama.n_tokens].tolist()
-    spliced = reuse_held_tokens(llama, held, tokens)
+    held, known = _held(llama)
+    spliced = reuse_held_tokens(llama, known, tokens)
     if len(spliced) <= len(tokens) or llama.n_ctx() - len(spliced) >= max_tokens:
         tokens = spliced
     return tokens, common_prefix(held, tokens[:-1])
@@ -365,6 +378,7 @@ class _Run:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     n_generated: int = 0
+    last_token: int | None = None  # the last one drawn that is part of the text
     first_at: float | None = None
     last_at: float | None = None
     finish_reason: str = "length"
@@ -408,8 +422,10 @@ def _decode(
         run.last_at = now
         if llama_cpp.llama_vocab_is_eog(vocab, token):
             run.finish_reason = "stop"
+            run.last_token = None  # the one before was evaluated to draw this one
             return
         run.n_generated += 1
+        run.last_token = token
         out, stopped = run.matcher.feed(run.decoder.decode(token_piece(llama, token)))
         if out:
             chunk = GenerationChunk(text=out)

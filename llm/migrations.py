@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from .text_search import indexed_form
+
 Migration = Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: list[Migration] = []
@@ -91,6 +93,76 @@ def m004_chat_backend(db: sqlite3.Connection) -> None:
     # A chat remembers where its model runs: "local" (llama.cpp here) or a [[backends]] name,
     # so reopening it continues on the same server and model.
     _run(db, "ALTER TABLE chats ADD COLUMN backend TEXT NOT NULL DEFAULT 'local'")
+
+
+@migration
+def m005_message_tree(db: sqlite3.Connection) -> None:
+    # Messages form a tree: editing or regenerating adds a sibling, nothing is overwritten.
+    # `position` stays the order of insertion in the chat (still unique), so a parent always
+    # comes before its children. `last_child_id` is the child whose branch was last shown
+    # below a message (switching back to a message shows that branch again); a chat's
+    # `current_leaf_id` ends its visible branch. Neither is a foreign key: a stale one (its
+    # message deleted) is ignored when read. Every existing chat becomes one branch: each
+    # message's parent is the one before it. `finish_reason` tells a reply cut at the token
+    # limit ("length") from one that ended ("stop"); "" is unknown (older replies).
+    _run(
+        db,
+        "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages (id)",
+        "ALTER TABLE messages ADD COLUMN last_child_id INTEGER",
+        "ALTER TABLE messages ADD COLUMN finish_reason TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE chats ADD COLUMN current_leaf_id INTEGER",
+        "ALTER TABLE chats ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        """UPDATE messages SET parent_id = (
+            SELECT p.id FROM messages p WHERE p.chat_id = messages.chat_id
+            AND p.position < messages.position ORDER BY p.position DESC LIMIT 1)""",
+        "CREATE INDEX messages_by_parent ON messages (parent_id)",
+        """UPDATE messages SET last_child_id = (
+            SELECT c.id FROM messages c WHERE c.parent_id = messages.id)""",
+        """UPDATE chats SET current_leaf_id = (
+            SELECT m.id FROM messages m WHERE m.chat_id = chats.id
+            ORDER BY m.position DESC LIMIT 1)""",
+    )
+
+
+def register_functions(db: sqlite3.Connection) -> None:
+    """SQL functions the schema's triggers call: `localchat_terms(blob)`, the form of a text
+    that the search index holds (`llm.text_search.indexed_form`). Every connection that
+    writes chats needs them; a tool without them cannot change a message (its trigger fails),
+    which keeps the index from going stale."""
+    db.create_function("localchat_terms", 1, _terms, deterministic=True)
+
+
+def _terms(raw: bytes | None) -> str:
+    # Given bytes (CAST AS BLOB): text another tool wrote need not be valid UTF-8.
+    return indexed_form(raw.decode("utf-8", "replace")) if raw else ""
+
+
+@migration
+def m006_chat_search(db: sqlite3.Connection) -> None:
+    # Full-text search over chat titles and messages. The index holds `indexed_form` of each
+    # text (Hangul as two-syllable pieces: FTS5's tokenizers miss Korean words, see
+    # llm.text_search); rowid = the message's or chat's id. Triggers keep it in step with
+    # every insert, edit and delete (also deletes cascaded from a chat). The text goes to
+    # localchat_terms as bytes: another tool may have written invalid UTF-8.
+    register_functions(db)
+    for index, table, column in (
+        ("message_terms", "messages", "content"),
+        ("chat_title_terms", "chats", "title"),
+    ):
+        terms = f"localchat_terms(CAST(new.{column} AS BLOB))"
+        add = f"INSERT INTO {index} (rowid, terms) VALUES (new.id, {terms});"
+        remove = f"DELETE FROM {index} WHERE rowid = old.id;"
+        _run(
+            db,
+            f"CREATE VIRTUAL TABLE {index} USING fts5 "
+            "(terms, tokenize = 'unicode61 remove_diacritics 2')",
+            f"INSERT INTO {index} (rowid, terms) "
+            f"SELECT id, localchat_terms(CAST({column} AS BLOB)) FROM {table}",
+            f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} BEGIN {add} END",
+            f"CREATE TRIGGER {index}_update AFTER UPDATE OF {column} ON {table} "
+            f"BEGIN {remove} {add} END",
+            f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} BEGIN {remove} END",
+        )
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -152,12 +152,24 @@ def load_messages(path: str | Path) -> list[Message]:
     return validate_messages(data)
 
 
-def _render_jinja(fmt: ChatFormat, messages: Sequence[Message]) -> list[Segment]:
-    if fmt.untrusted:
-        pairs = render_segments_limited(fmt.template, fmt.bos_token, fmt.eos_token, messages)
-    else:
-        pairs = render_segments(fmt.template, fmt.bos_token, fmt.eos_token, messages)
+def _render_jinja(
+    fmt: ChatFormat, messages: Sequence[Message], add_generation_prompt: bool = True
+) -> list[Segment]:
+    render = render_segments_limited if fmt.untrusted else render_segments
+    pairs = render(fmt.template, fmt.bos_token, fmt.eos_token, messages, add_generation_prompt)
     return [Segment(text, is_content) for text, is_content in pairs]
+
+
+def _render_open(fmt: ChatFormat, messages: list[Message]) -> list[Segment]:
+    """`messages` ending with an assistant reply, rendered up to the end of its text and no
+    further: no end-of-turn marker, so generation continues the reply (what transformers
+    calls `continue_final_message`)."""
+    segments = _render_jinja(fmt, messages, add_generation_prompt=False)
+    last = max((i for i, s in enumerate(segments) if s.is_content), default=-1)
+    if last < 0 or segments[last].text != messages[-1]["content"]:
+        # The template leaves the reply out or moves it: it cannot be continued safely.
+        raise jinja2.TemplateError("the template does not end the conversation with the reply")
+    return segments[: last + 1]
 
 
 def _prepare(fmt: ChatFormat, messages: Sequence[Message]) -> list[Message]:
@@ -187,8 +199,13 @@ def render_prompt(
     messages: Sequence[Message],
     *,
     fallback: ChatFormat | None = _OWN_FALLBACK,
+    open_reply: str = "",
 ) -> RenderedPrompt:
     """Render `messages` (validated, ending with a user turn) followed by the generation cue.
+
+    With `open_reply`, the cue is followed by that text as the start of the assistant's
+    reply, left open (no end-of-turn marker) so that generation continues it; the text is
+    message text, never control tokens.
 
     If `fmt` fails to render and has a fallback (by default `fallback_for(fmt)`; None: none),
     the fallback is used and a warning saying why is attached; else the error is raised.
@@ -196,6 +213,10 @@ def render_prompt(
     if fallback is _OWN_FALLBACK:
         fallback = fallback_for(fmt)
     try:
+        if open_reply:
+            reply = {"role": "assistant", "content": _LONE_SURROGATE.sub("\ufffd", open_reply)}
+            segments = _render_open(fmt, _prepare(fmt, [*messages, reply]))
+            return RenderedPrompt(segments, fmt)
         return RenderedPrompt(_render_jinja(fmt, _prepare(fmt, messages)), fmt)
     except jinja2.TemplateError as exc:
         if fallback is None or fallback is fmt:
@@ -204,7 +225,7 @@ def render_prompt(
             f"the {fmt.name} chat template failed to render ({exc}); "
             f"using the {fallback.name} format instead"
         )
-        rendered = render_prompt(fallback, messages)
+        rendered = render_prompt(fallback, messages, open_reply=open_reply)
         rendered.warnings.insert(0, warning)
         return rendered
 

@@ -275,6 +275,18 @@ class RemoteEngine:
     """Chat with one model on an OpenAI-compatible server. Thread-safe; requests run in
     parallel (the server decides how many it serves at once, e.g. llama-server's `-np`)."""
 
+    # Continuing a reply is not offered here. The only portable way is to send the partial
+    # reply as the last assistant message ("prefill"), and servers disagree on what that
+    # means: llama-server continues it, vLLM needs its own `continue_final_message` flag,
+    # OpenAI and others answer it with a new turn. The wrong one looks like a continuation
+    # that repeats or contradicts itself, so the action is hidden, with this reason.
+    can_continue = False
+    continue_refusal = (
+        "continuing a reply works with models run by LocalChat itself; a server applies its "
+        "own chat template, and OpenAI-compatible servers differ on whether they continue a "
+        "partial reply or answer it with a new one"
+    )
+
     def __init__(self, backend: Backend, *, default_n_ctx: int = 4096, model: str = "") -> None:
         self.backend = backend
         self.default_n_ctx = default_n_ctx
@@ -566,10 +578,14 @@ class RemoteEngine:
         *,
         keep_from: int = 0,
         cancel: threading.Event | None = None,
+        open_reply: str = "",
     ) -> Iterator[dict[str, Any]]:
         """Stream a reply as events: start, text*, done (finish_reason "stop", "length" or
         "cancelled"). `fmt` is ignored: the server applies its own template. Raises a
-        `BackendError`; `BackendStreamError.partial_text` when the stream broke off."""
+        `BackendError`; `BackendStreamError.partial_text` when the stream broke off.
+        `open_reply` (continuing a reply) is refused: see `continue_refusal`."""
+        if open_reply:
+            raise PromptError(self.continue_refusal)
         loaded = self.loaded
         if loaded is None:
             raise EngineError(f"no model is chosen on {self.where}")

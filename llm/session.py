@@ -28,21 +28,28 @@ MAX_MESSAGE_CHARS = 1_000_000
 
 
 class Reply:
-    """A reply being streamed: iterate for text chunks; afterwards read `text` and `figures`."""
+    """A reply being streamed: iterate for text chunks; afterwards read `text` and `figures`.
+
+    A continued reply starts with `start` (the text it continues): `text` and `raw_text`
+    then hold the whole reply, and iterating yields only what is new."""
 
     def __init__(
         self,
         events: Iterator[dict[str, Any]],
         on_end: Callable[[Reply], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
+        *,
+        start: str = "",
     ) -> None:
         self._events = events
         self._on_end = on_end
         self._on_queue = on_queue
         self.queue_position = 0  # > 0 while waiting behind other requests
-        self.text = ""  # as shown: without the leading space SentencePiece puts on a word
-        self.raw_text = ""  # as generated: kept in the history so the next prompt's tokens
-        # match the ones llama.cpp already holds (prefix cache reuse)
+        self.start = start
+        self.raw_text = start  # as generated: kept in the history so the next prompt's
+        # tokens match the ones llama.cpp already holds (prefix cache reuse)
+        self.text = start.lstrip()  # as shown: without the leading space SentencePiece puts
+        # on a word
         self.figures = Figures()
         self.finish_reason = ""
         self.warnings: list[str] = []
@@ -179,6 +186,52 @@ class ChatSession:
                 self._first_turn = reply.first_turn
 
         return Reply(events, remember, on_queue)
+
+    def continue_reply(
+        self,
+        *,
+        cancel: threading.Event | None = None,
+        on_queue: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> Reply:
+        """Continue the history's last message, an assistant reply that was stopped or cut
+        at the token limit: generation picks up at the end of its text, in the same turn.
+        The reply's `text` is the whole message; iterating yields the new text. When it ends
+        the history's last message holds the whole text. PromptError if the history does not
+        end with a reply or the engine cannot continue replies (`can_continue`)."""
+        if not self.history or self.history[-1]["role"] != "assistant":
+            raise PromptError("there is no reply to continue")
+        if not self.engine.can_continue:
+            raise PromptError(self.engine.continue_refusal or "this engine cannot continue")
+        start = self.history[-1]["content"]
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages = validate_messages([*system, *self.history[:-1]])
+        params = self.params.replace(**overrides)
+        events = self.engine.generate(
+            messages,
+            self.format,
+            params,
+            keep_from=self._first_turn,
+            cancel=cancel,
+            open_reply=start,
+        )
+        reply_index = len(self.history) - 1
+
+        def remember(reply: Reply) -> None:
+            if reply.raw_text != start and len(self.history) > reply_index:
+                self.history[reply_index] = {"role": "assistant", "content": reply.raw_text}
+                self._first_turn = reply.first_turn
+
+        return Reply(events, remember, on_queue, start=start)
+
+    def set_history(self, history: list[Message]) -> None:
+        """Follow another branch of the conversation: `history` (user/assistant pairs,
+        maybe ending with a reply to continue). Trimming keeps its first turn while the
+        turns before it are the same, so llama.cpp's cache is still reused."""
+        kept = 2 * self._first_turn
+        if history[:kept] != self.history[:kept]:
+            self._first_turn = 0
+        self.history = list(history)
 
     def reset(self) -> None:
         """Start a new conversation (same model and settings)."""

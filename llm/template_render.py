@@ -39,12 +39,22 @@ _PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
 
 
 def render_segments(
-    template_text: str, bos_token: str, eos_token: str, messages: Sequence[Mapping[str, str]]
+    template_text: str,
+    bos_token: str,
+    eos_token: str,
+    messages: Sequence[Mapping[str, str]],
+    add_generation_prompt: bool = True,
 ) -> list[tuple[str, bool]]:
     """Render with content swapped for placeholders, then split template text from content:
-    (text, is_content) pairs. Plain values in and out, so a helper process can run it."""
+    (text, is_content) pairs. Plain values in and out, so a helper process can run it.
+    `add_generation_prompt` False renders the conversation as it stands (no cue for a reply),
+    as for continuing its last message."""
     template = _compile(template_text)
-    variables = {"bos_token": bos_token, "eos_token": eos_token, "add_generation_prompt": True}
+    variables = {
+        "bos_token": bos_token,
+        "eos_token": eos_token,
+        "add_generation_prompt": add_generation_prompt,
+    }
     marked = [{"role": m["role"], "content": _placeholder(i)} for i, m in enumerate(messages)]
     skeleton = template.render(messages=marked, **variables)
     real = template.render(messages=[dict(m) for m in messages], **variables)

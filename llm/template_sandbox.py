@@ -108,7 +108,11 @@ _sandbox = _Sandbox()
 
 
 def render_segments_limited(
-    template: str, bos_token: str, eos_token: str, messages: Sequence[dict[str, str]]
+    template: str,
+    bos_token: str,
+    eos_token: str,
+    messages: Sequence[dict[str, str]],
+    add_generation_prompt: bool = True,
 ) -> list[tuple[str, bool]]:
     """`prompts.render_segments` run in the helper process, within the limits."""
     return _sandbox.render(
@@ -118,6 +122,7 @@ def render_segments_limited(
             "eos_token": eos_token,
             "messages": [dict(m) for m in messages],
             "max_chars": output_limit(messages),
+            "add_generation_prompt": bool(add_generation_prompt),
         }
     )
 
@@ -139,7 +144,11 @@ def _answer(request: dict[str, Any]) -> tuple[str, Any]:
     from .template_render import render_segments
 
     segments = render_segments(
-        request["template"], request["bos_token"], request["eos_token"], request["messages"]
+        request["template"],
+        request["bos_token"],
+        request["eos_token"],
+        request["messages"],
+        request.get("add_generation_prompt", True),
     )
     if sum(len(text) for text, _ in segments) > request["max_chars"]:
         return ("limit", "its output was longer than the conversation allows")

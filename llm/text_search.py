@@ -15,8 +15,10 @@ and search it with `MATCH fts_query(words)`. Shared by document search and chat 
 
 from __future__ import annotations
 
+import itertools
 import re
 
+_SPACES = re.compile(r"\s+")
 # Hangul syllables, Jamo and compatibility Jamo.
 _HANGUL_RUN = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")
 # What unicode61 keeps as a token: letters, digits (any script), and Hangul runs apart.
@@ -48,8 +50,11 @@ def _quoted(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def query_terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
-    """The words of a user's query as FTS5 expressions, one per word, without repeats.
+def query_terms(
+    text: str, *, drop_stopwords: bool = True, max_terms: int | None = None
+) -> list[str]:
+    """The words of a user's query as FTS5 expressions, one per word, without repeats (at
+    most `max_terms`, the first ones).
 
     A Hangul word becomes its pieces (a phrase when there are several, a prefix when it is
     one syllable); other words are quoted, lower-cased, stopwords left out (unless that would
@@ -72,7 +77,7 @@ def query_terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
                     kept_stop.append(term)
                     continue
             terms.append(term)
-    return list(dict.fromkeys(terms or kept_stop))
+    return list(dict.fromkeys(terms or kept_stop))[:max_terms]
 
 
 def _split_scripts(word: str) -> list[str]:
@@ -89,13 +94,14 @@ def _split_scripts(word: str) -> list[str]:
     return parts
 
 
-def fts_query(text: str, *, match: str = "any") -> str:
+def fts_query(text: str, *, match: str = "any", max_terms: int | None = None) -> str:
     """An FTS5 MATCH expression for what a user typed: passages with `any` of its words
     (ranked by bm25: the more and rarer words a passage holds, the higher) or with `all` of
-    them. "" when the text has no word at all (do not run the query then)."""
+    them (at most `max_terms` words). "" when the text has no word at all (do not run the
+    query then)."""
     if match not in ("any", "all"):
         raise ValueError(f"match must be 'any' or 'all', not {match!r}")
-    terms = query_terms(text, drop_stopwords=match == "any")
+    terms = query_terms(text, drop_stopwords=match == "any", max_terms=max_terms)
     if not terms:
         return ""
     return (" OR " if match == "any" else " AND ").join(terms)
@@ -116,3 +122,56 @@ def matched_terms(query: str, text: str) -> float:
         else:
             found += f" {' '.join(words)} " in haystack
     return found / len(terms)
+
+
+def _word_patterns(query: str) -> list[re.Pattern[str]]:
+    patterns = []
+    for word in _WORD.findall(query):
+        for part in _split_scripts(word):
+            if _HANGUL_RUN.fullmatch(part):  # inside a word: 서울 in 서울은
+                patterns.append(re.compile(re.escape(part)))
+            else:  # a whole word, as unicode61 matches it
+                patterns.append(re.compile(rf"(?<![^\W_]){re.escape(part)}(?![^\W_])", re.I))
+    return patterns
+
+
+def snippet_pieces(query: str, text: str, *, width: int = 160) -> tuple[tuple[str, bool], ...]:
+    """About `width` characters of `text` around the first word of `query` it holds, as
+    plain-text pieces: (text, True) for the query's words, (text, False) between them.
+    White space is made single spaces; "…" marks text left out. Without a match: the start."""
+    spans: list[tuple[int, int]] = []
+    for pattern in _word_patterns(query[:1000]):
+        spans += [m.span() for m in itertools.islice(pattern.finditer(text), 200)]
+    spans.sort()
+    first = spans[0][0] if spans else 0
+    start = max(0, first - width // 3)
+    if start:
+        space = text.rfind(" ", max(0, start - 20), start)
+        start = space + 1 if space >= 0 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.find(" ", end, end + 20)
+        end = space if space >= 0 else end
+    pieces: list[tuple[str, bool]] = []
+    position = start
+    for left, right in spans:
+        left, right = max(left, position), min(right, end)
+        if left >= right:
+            continue
+        pieces += [(text[position:left], False), (text[left:right], True)]
+        position = right
+    pieces.append((text[position:end], False))
+    if start:
+        pieces.insert(0, ("…", False))
+    if end < len(text):
+        pieces.append(("…", False))
+    out: list[tuple[str, bool]] = []
+    for piece, hit in pieces:
+        piece = _SPACES.sub(" ", piece)
+        if not piece:
+            continue
+        if out and out[-1][1] == hit:
+            out[-1] = (out[-1][0] + piece, hit)
+        else:
+            out.append((piece, hit))
+    return tuple(out)

@@ -5,9 +5,11 @@ socket as its argument).
 Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
   load      {path, n_ctx, n_threads, n_batch, untrusted_template}
                                                 -> loaded {n_ctx} | error {message}
-  tokenize  {messages, format}                  -> tokens {ids, text, warnings} | error
-  generate  {messages, format, params, keep_from}
+  tokenize  {messages, format, open_reply}      -> tokens {ids, text, warnings} | error
+  generate  {messages, format, params, keep_from, open_reply}
             -> start {...} then text {text}* then done {finish_reason, figures} | error;
+            with open_reply (the text of a reply to continue), the prompt ends with that
+            text left open, so only what follows it in llama.cpp's cache is evaluated;
             then, if no request waits, the worker evaluates the start of the next turn
             (the end of this reply and the user header) while the user types
   cancel    (only while generating)              ends the reply after the current token
@@ -60,14 +62,15 @@ class _Worker:
         if llm is not None:
             llm.close()
 
-    def render(self, messages: list[Message], fmt: ChatFormat):
+    def render(self, messages: list[Message], fmt: ChatFormat, open_reply: str = ""):
         from .llama_driver import tokenize_segments
 
-        rendered = render_prompt(fmt, messages)
+        rendered = render_prompt(fmt, messages, open_reply=open_reply)
         return rendered, tokenize_segments(self.llm.client, rendered.segments)
 
     def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
-        rendered, ids = self.render(request["messages"], request["format"])
+        open_reply = request.get("open_reply", "")
+        rendered, ids = self.render(request["messages"], request["format"], open_reply)
         return {"type": "tokens", "ids": ids, "text": rendered.text, "warnings": rendered.warnings}
 
     def should_stop(self) -> bool:
@@ -89,9 +92,10 @@ class _Worker:
                 f"context of {n_ctx} tokens"
             )
         cache: dict[int, tuple[Any, list[int]]] = {}
+        open_reply: str = request.get("open_reply", "")
 
         def count(kept: list[Message]) -> int:
-            rendered, ids = self.render(kept, fmt)
+            rendered, ids = self.render(kept, fmt, open_reply)
             cache[len(kept)] = (rendered, ids)
             return len(ids)
 
@@ -126,7 +130,8 @@ class _Worker:
         # The pause before the next message is used, unless a request comes at once (one-shot
         # callers such as `python -m llm ask` close the engine right after the reply).
         if not self.pending and not self.conn.poll(NEXT_REQUEST_S):
-            history = [*trimmed.messages, {"role": "assistant", "content": "".join(reply)}]
+            text = open_reply + "".join(reply)
+            history = [*trimmed.messages, {"role": "assistant", "content": text}]
             try:
                 self.prefill_next_turn(history, fmt)
             except Exception:  # only a head start, and the reply is done: never an answer

@@ -1,34 +1,33 @@
-"""The chat page (`/chat`): stored conversations, replies streamed as they are written.
+"""The chat page (`/chat`): stored conversations, replies streamed as they are written, and
+what people do with a conversation: edit, regenerate, switch versions, continue, copy, delete,
+search, pin.
 
 Each tab's `ChatSession` is built in `init_state` (never shared). The conversation is kept in
 the app's `ChatStore` through a `ChatLog`: the tab's chat is stored when its first message is
 sent (the user message is committed before the model starts, the reply while it streams). The
-chat list beside the chat opens, renames, deletes, exports and imports stored chats.
+chat list beside the chat opens, renames, pins, deletes, exports and imports stored chats.
+
+The conversation is not a Taipy control: `web/static/conversation.js` draws the visible branch
+(pages/conversation.py says what it is sent) and hears of changes and of the reply being
+written over its tab's own event stream (web/chat_view.py), because every update of a page
+variable re-renders the whole Taipy page in the browser. Its buttons post actions that run
+here, in the tab's state (`_act`), through the same path as Enter (`_start_reply`). Page
+variables change only where Taipy's own controls need it: the input and Stop (`busy`), the
+chat list, the settings.
 
 A reply runs in a worker thread that iterates the `SavedReply` and publishes the growing text
-to that tab only, through its own event stream (`web/live.py`: not a page variable, because
-every page-variable update re-renders the whole page in the browser). While the request waits
-behind other tabs' requests, the tab shows its place in the queue.
-
-The exchange being written is shown in its own elements (`live_question`, `live_text`), not
-in the chat control: Taipy's chat control loads its rows in a second round trip after each
-change notice, and a notice arriving just after such a load can leave it frozen on old rows for
-good. So its list changes once per exchange, when the reply is done (the question and the
-finished reply together), and is sent once more `SETTLE_S` later. Changing it at Enter as well
-made the page fetch and re-render every row as Markdown before the first token could show
-(20 rows at turn 10). Every update of any page variable re-renders the whole Taipy page in the
-browser, so the page sends nothing it does not need to (the chat list only when it changed).
+to the tab's view; while the request waits behind other tabs' requests, the view shows its
+place in the queue.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import itertools
 import re
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import taipy.gui.builder as tgb
@@ -38,27 +37,23 @@ from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
 from llm.errors import LocalChatError, NoModelError
-from llm.figures import Figures, figures_line
-from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
 from llm.session import ChatSession, checked_system_prompt
-from llm.storage import StoredChat, StoredMessage
+from llm.storage import StoredChat
+from web.chat_view import ChatView, ViewAction, open_view
 from web.context import app
 from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
-from . import model_actions, refresh
+from . import conversation, model_actions, refresh
 
-LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
-SETTLE_S = 0.5  # when the rows are sent again after a reply ends
 READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
-messages: list[list[str]] = []  # the chat control's rows: [id, markdown text, sender]
-live_text = ""  # "…" or the queue position while a reply is under way ("" when none)
-live_key = ""  # the key of the running reply's text stream (see web/live.py)
-live_question = ""  # the message being answered, shown until the exchange joins the rows
+view_key = ""  # the tab's conversation view (web/chat_view.py), set once per tab
+view_version = 0  # bumped when the conversation changed: the component fetches it again
+reply_status = ""  # "waiting — N ahead" while the reply waits its turn ("" otherwise)
 draft = ""  # the message input
 busy = False
 has_model = False
@@ -73,9 +68,10 @@ _SETTINGS = tuple(
 )
 globals().update({name: getattr(SamplingParams(), name) for name, _ in _SETTINGS})
 # The stored chats.
-chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently active first
+chat_lov: list[tuple[str, str]] = []  # (chat id, title): pinned first, then the most recent
 selected_chat = ""  # the open chat's id ("" before its first message)
 chat_title = ""  # the title input
+pin_label = ""  # Pin or Unpin, for the open chat
 chat_model = ""  # the model the open chat was written with
 chat_backend = ""  # where that model runs ("local" or a [[backends]] name)
 offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
@@ -86,7 +82,6 @@ delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
-_row_ids = itertools.count(1)
 
 
 @dataclass
@@ -97,8 +92,16 @@ class _Tab:
     session: ChatSession
     chat_log: ChatLog | None = None  # None until the chat is stored
     cancel: threading.Event | None = None  # of the running reply (None: no reply runs)
+    reply_id: int | None = None  # the message the running reply writes into
+    live_key: str = ""  # the running reply's text stream (web/live.py)
+    # Its place in the engine's queue (0: running). A waiting reply's stream stays closed: a
+    # browser keeps at most six connections to a site, and eight tabs may wait at once.
+    queued: int = 0
+    # The last message of the branch this tab shows: another tab may show (and store as the
+    # chat's) another branch of the same chat; each keeps its own (see `_own_branch`).
+    leaf_id: int | None = None
     run_id: int = 0  # bumped when the tab leaves a chat: an abandoned reply's updates drop
-    rows: list[list[str]] = field(default_factory=list)  # the chat control's rows
+    view: ChatView | None = None  # its conversation component's view (set in init_state)
 
     @property
     def busy(self) -> bool:
@@ -108,24 +111,12 @@ class _Tab:
 _tab = PerTab(lambda: _Tab(app().new_session()))
 
 
-def _show_rows(state: State, rows: list[list[str]]) -> None:
-    tab = _tab(state)
-    tab.rows = rows
-    state.messages = list(rows)  # a new list: Taipy shares a page variable's initial value
-
-
-def _new_row(content: str, sender: str) -> list[str]:
-    return [f"m{next(_row_ids)}", content, sender]
-
-
 def init_state(state: State) -> None:
-    """Give a new tab its own (not yet stored) conversation and the configured settings."""
+    """Give a new tab its own (not yet stored) conversation, its view and the configured
+    settings."""
     ctx = app()
     _tab.reset(state)
-    state.messages = []
-    state.live_text = ""
-    state.live_key = ""
-    state.live_question = ""
+    _view(state)
     state.draft = ""
     state.busy = False
     state.confirm_delete = False
@@ -134,6 +125,57 @@ def init_state(state: State) -> None:
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
+
+
+def _view(state: State) -> ChatView:
+    """The tab's conversation view, opened (and its key given to the tab) on first use."""
+    tab = _tab(state)
+    if tab.view is None:
+        tab.view = open_view(
+            state.get_gui(),
+            get_state_id(state) or "",
+            snapshot=lambda: _snapshot(tab),
+            act=_act,
+            search=_search,
+        )
+        state.view_key = tab.view.key
+    return tab.view
+
+
+def _snapshot(tab: _Tab) -> dict[str, Any]:
+    """The tab's conversation for its component (called from the view's route thread)."""
+    ctx = app()
+    chat = None
+    log = tab.chat_log
+    if log is not None:
+        with contextlib.suppress(LocalChatError):  # deleted in another tab: nothing to show
+            chat = ctx.store.get_chat(log.chat_id)
+            if tab.leaf_id is not None and tab.leaf_id != chat.current_leaf_id:
+                # another tab moved the chat to another branch: this tab shows its own
+                chat = conversation.with_branch(chat, ctx.store.tree(chat.id), tab.leaf_id)
+    engine = tab.session.engine
+    loaded = engine.loaded
+    refusal = "" if engine.can_continue else engine.continue_refusal
+    return conversation.conversation_json(
+        ctx.labels,
+        chat,
+        live_id=tab.reply_id if tab.busy else None,
+        live_key=tab.live_key if tab.busy and not tab.queued else "",
+        busy=tab.busy,
+        n_ctx=loaded.n_ctx if loaded is not None else 0,
+        max_tokens=tab.session.params.max_tokens,
+        continue_refusal=(ctx.labels["continue_refused"].format(reason=refusal) if refusal else ""),
+    )
+
+
+def _search(words: str) -> list[dict[str, Any]]:
+    """The chat list's search box (called from the view's route thread)."""
+    ctx = app()
+    try:
+        hits = ctx.store.search_chats(words)
+    except LocalChatError:  # words FTS5 cannot take were made safe by the library; a
+        return []  # database problem shows on the next real action
+    return [conversation.hit_json(ctx.labels, hit) for hit in hits]
 
 
 def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
@@ -145,6 +187,7 @@ def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
 def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
     state.selected_chat = str(chat.id) if chat else ""
     state.chat_title = chat.title if chat else ""
+    state.pin_label = app().labels["unpin_chat" if chat and chat.pinned else "pin_chat"]
     state.chat_model = chat.model if chat else ""
     state.chat_backend = chat.backend if chat else ""
 
@@ -192,8 +235,16 @@ def _show_model(state: State) -> None:
 def refresh_chats(state: State) -> None:
     """Show the store's current list of chats."""
     ctx = app()
-    untitled = ctx.labels["untitled"]
-    chats = [(str(c.id), c.title or untitled) for c in ctx.store.list_chats()]
+    t = ctx.labels
+    chats = [
+        (
+            str(c.id),
+            t["pinned_mark"].format(title=c.title or t["untitled"])
+            if c.pinned
+            else c.title or t["untitled"],
+        )
+        for c in ctx.store.list_chats()
+    ]
     # Assigning sends the list to the page (and redraws the selector) even when nothing
     # changed, which is the usual case when a message is sent or a reply ends.
     if [tuple(row) for row in state.chat_lov or []] != chats:
@@ -252,55 +303,83 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     tab = _tab(state)
     if not text.strip() or tab.busy:
         return
+
+    def ask(cancel: threading.Event, on_queue: Callable[[int], None]) -> SavedReply:
+        tab.session.messages_for(text)  # a message the model cannot take stores nothing
+        log = tab.chat_log or ChatLog.start(app().store, tab.session)
+        reply = log.ask(text, cancel=cancel, on_queue=on_queue)
+        tab.chat_log = log
+        return reply
+
+    error = _start_reply(state, ask, question=text)
+    if error:
+        notify(state, "warning" if error == app().labels["no_model"] else "error", error)
+    else:
+        state.draft = ""  # even if the bound value is behind: the input's change may follow
+
+
+# How a reply starts: (cancel event, queue-position callback) -> the reply to iterate.
+_MakeReply = Callable[[threading.Event, Callable[[int], None]], SavedReply]
+
+
+def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
+    """Run a reply in this tab: the page's settings become the chat's, `make` stores what it
+    must and returns the reply, a thread streams it to the tab's view. `question` goes back
+    into the input if the model refuses it. Returns "" or why nothing was started (then
+    nothing was stored)."""
     ctx = app()
+    tab = _tab(state)
+    if tab.busy:
+        return ctx.labels["reply_running"]
     session = tab.session
     engine = _tab_engine(state)
     try:
         engine.prepare()  # a reopened chat's server: checks it still offers the model
     except NoModelError:
-        notify(state, "warning", ctx.labels["no_model"])
-        return
+        return ctx.labels["no_model"]
     except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
+        return str(exc)
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
+    _view(state)
     gui, state_id, run = state.get_gui(), get_state_id(state), tab.run_id
 
     def on_queue(position: int) -> None:  # called in the reply thread while waiting
+        tab.queued = position  # first: the view gives no stream key to a waiting reply
         ready.wait(READY_WAIT_S)
         invoke_callback(gui, state_id, _show_queue, [run, position])
 
-    log = tab.chat_log
+    had_log = tab.chat_log is not None
     try:
+        _own_branch(tab)
         # The page's settings become the chat's (checked here: bad ones store nothing).
         session.params = session.params.replace(**_sampling_overrides(state))
-        session.messages_for(text)  # a message the model cannot take stores nothing either
         session.system_prompt = checked_system_prompt(state.system_prompt)
         session.chat_format = ctx.engines.format_choice(engine)
-        if log is None:
-            log = ChatLog.start(ctx.store, session)
-        reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
-    except LocalChatError as exc:  # bad settings or input, or the database: say so
-        notify(state, "error", str(exc))
-        return
+        reply = make(stop_event, on_queue)
+    except (LocalChatError, ValueError) as exc:  # bad settings, input or id; the database
+        return str(exc)
     # The model starts on the prompt now, not after the page changes below: each Taipy
     # assignment is a websocket message and a re-render of the page in the browser. The
-    # reply's callbacks wait for `ready`.
+    # reply's end waits for `ready`.
     live_key, live = open_live()
     worker = threading.Thread(
         target=_stream,
-        args=(gui, state_id, reply, live, text, run, time.monotonic(), ready),
+        args=(gui, state_id, tab, reply, live, question, run, ready),
         name="reply-stream",
         daemon=True,
     )
     worker.start()
     tab.cancel = stop_event
+    tab.reply_id = tab.leaf_id = reply.message_id
+    tab.live_key = live_key
+    _changed(state)  # the question (and the empty reply) show at once
     try:
-        if tab.chat_log is None:
-            tab.chat_log = log
+        log = tab.chat_log
+        if not had_log and log is not None:
             state.selected_chat = str(log.chat_id)
             state.chat_title = ctx.store.get_chat(log.chat_id).title
+            state.pin_label = ctx.labels["pin_chat"]
         # Assigning sends even an unchanged value to the page: only what changed.
         if state.chat_model != engine.model_name:
             state.chat_model = engine.model_name
@@ -309,74 +388,56 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         if state.offer_line or state.offer_label:
             state.offer_line = state.offer_label = ""
         refresh_chats(state)
-        state.draft = ""
-        state.live_question = text
-        state.live_text = "…"
-        state.live_key = live_key
         state.busy = True
     finally:
         ready.set()
+    return ""
 
 
 def _stream(
     gui: Gui,
     state_id: str,
+    tab: _Tab,
     reply: SavedReply,
     live: LiveText,
     question: str,
     run: int,
-    asked_at: float,
     ready: threading.Event,
 ) -> None:
     """Worker thread: read the reply (which saves itself) and publish its text to the tab;
-    the tab hears of its end once `send` has made its own changes (`ready`)."""
+    the tab hears of its end once `_start_reply` has made its own changes (`ready`)."""
     error = ""
     try:
         for _ in reply:
             live.publish(reply.text)
+            if tab.queued:  # its turn came: the tab may open the stream now
+                tab.queued = 0
+                invoke_callback(gui, state_id, _left_queue, [run])
     except Exception as exc:  # whatever happens, the tab must leave its busy state
         error = str(exc) or type(exc).__name__
     finally:
         live.publish(reply.text)
         live.end()
-    # Pacing for the chat control, not for the reply: it is on screen already (live_text).
-    time.sleep(max(0.0, asked_at + LIST_GAP_S - time.monotonic()))
     ready.wait(READY_WAIT_S)
     invoke_callback(gui, state_id, _finish, [run, reply, question, error])
-    settle = threading.Timer(SETTLE_S, invoke_callback, args=(gui, state_id, _resend_rows))
-    settle.daemon = True
-    settle.start()
-
-
-def _resend_rows(state: State) -> None:
-    state.messages = list(_tab(state).rows)  # a lost change notice is made good
 
 
 def _show_queue(state: State, run: int, position: int) -> None:
     # Sent from the reply thread before any text, so it never hides a reply being written.
     if _tab(state).run_id == run:
-        state.live_text = app().labels["queued"].format(n=position)
+        state.reply_status = app().labels["queued"].format(n=position)
 
 
-def _footer(status: str, finish_reason: str, error: str, figures: Figures | None) -> str:
-    """The line under a reply, live or stored: its figures, and how it ended if not as
-    planned."""
-    t = app().labels
-    notes = [figures_line(figures, _figure_words(), prompt=False)] if figures else []
-    if status == "failed":
-        return t["error_reply"].format(error=error)
-    if status == "stopped":
-        notes.append(t["stopped"])
-    elif status in ("interrupted", "streaming"):
-        notes.append(t["interrupted"])
-    elif finish_reason == "length":
-        notes.append(t["cut_at_max_tokens"])
-    return " · ".join(notes)
+def _left_queue(state: State, run: int) -> None:
+    if _tab(state).run_id == run:
+        state.reply_status = ""
+        _changed(state)
 
 
-def _figure_words() -> dict[str, str]:
-    t = app().labels
-    return {key: t[f"fig_{key}"] for key in ("first_token", "tokens", "tokens_rate", "dropped")}
+def _changed(state: State) -> None:
+    """The conversation changed: the tab's component fetches it again (one small page
+    variable, sent along with the page changes the same callback makes)."""
+    state.view_version = int(state.view_version or 0) + 1
 
 
 def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
@@ -384,24 +445,17 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     if tab.run_id != run:
         return
     tab.cancel = None
+    tab.reply_id = None
+    tab.live_key = ""
+    tab.queued = 0
+    if state.reply_status:
+        state.reply_status = ""
+    state.busy = False
+    _changed(state)  # the finished reply with its figures (or the refused one gone)
     if reply.refused:
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
+        _follow_store(tab)
         return
-    t = app().labels
-    status = "failed" if error else reply.status
-    footer = _footer(status, reply.finish_reason, error, reply.figures)
-    _show_rows(
-        state,
-        [
-            *tab.rows,
-            _new_row(question, t["you"]),
-            _new_row(_reply_markdown(reply.text, footer), t["assistant"]),
-        ],
-    )
-    state.live_question = ""
-    state.live_text = ""
-    state.live_key = ""
-    state.busy = False
     refresh_chats(state)  # this chat is now the most recently active
     if error:
         notify(state, "error", error)
@@ -410,32 +464,13 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
 def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -> None:
     """The model refused the message (too long for its context) and nothing of it was
     stored: give it back in the input to shorten."""
-    state.draft = question
-    state.live_question = ""
-    state.live_text = ""
-    state.live_key = ""
-    state.busy = False
+    if question:
+        state.draft = question
     if chat_deleted:  # the chat had been made for this message: back to a new, unsaved one
         _tab(state).chat_log = None
         _show_chat_facts(state, None)
     refresh_chats(state)
     notify(state, "error", error)
-
-
-def _stored_row(message: StoredMessage) -> list[str]:
-    """A chat control row for a stored message, with the same footer a live reply gets."""
-    t = app().labels
-    if message.role == "user":
-        return _new_row(message.content, t["you"])
-    footer = _footer(message.status, "", message.error, message.figures)
-    return _new_row(_reply_markdown(message.content, footer), t["assistant"])
-
-
-def _reply_markdown(text: str, footer: str) -> str:
-    """A reply bubble: the reply (a code block it left open is closed, so the footer is not
-    shown as code), then its footer line in italics."""
-    body = close_open_fence(text) if text.strip() else app().labels["empty_reply"]
-    return f"{body}\n\n*{footer}*" if footer else body
 
 
 def stop(state: State) -> None:
@@ -445,17 +480,87 @@ def stop(state: State) -> None:
         cancel.set()
 
 
+def _act(state: State, action: ViewAction) -> str:
+    """An action from the conversation component (web/chat_view.py checked its fields):
+    "" when done, else why not, in the user's language. Runs in the tab's state."""
+    ctx = app()
+    t = ctx.labels
+    tab = _tab(state)
+    if action.kind == "open":
+        return _open_hit(state, action.chat_id, action.message_id)
+    if tab.busy:
+        return t["reply_running"]
+    log = tab.chat_log
+    try:
+        # Any id a stranger sends must be a message of the chat this tab has open.
+        if log is None or action.message_id not in {m.id for m in ctx.store.tree(log.chat_id)}:
+            return t["message_gone"]
+        if action.kind in ("switch", "delete"):
+            _own_branch(tab)
+            if action.kind == "switch":
+                chat = log.switch_to(action.message_id)
+            else:
+                chat = log.delete_branch(action.message_id)
+            tab.leaf_id = chat.current_leaf_id
+            _changed(state)
+            return ""
+    except (LocalChatError, ValueError) as exc:
+        return str(exc)
+    make = _reply_maker(log, action)
+    return _start_reply(state, make, question=action.text)
+
+
+def _own_branch(tab: _Tab) -> None:
+    """Before this tab acts on its chat: if another tab has since shown (and stored) another
+    branch of it, this tab's branch becomes the chat's again, in the store and in the
+    session's history, so its action applies to what it shows."""
+    log = tab.chat_log
+    if log is None or tab.leaf_id is None:
+        return
+    if app().store.get_chat(log.chat_id).current_leaf_id != tab.leaf_id:
+        try:
+            log.switch_to(tab.leaf_id)
+        except (LocalChatError, ValueError):  # deleted in the other tab: take the chat's
+            _follow_store(tab)
+
+
+def _follow_store(tab: _Tab) -> None:
+    """This tab shows the chat's stored branch (after a change that moved it)."""
+    log = tab.chat_log
+    tab.leaf_id = None
+    if log is not None:
+        with contextlib.suppress(LocalChatError):
+            tab.leaf_id = app().store.get_chat(log.chat_id).current_leaf_id
+
+
+def _reply_maker(log: ChatLog, action: ViewAction) -> _MakeReply:
+    """What starts the reply an edit, a regenerate or a continue asks for."""
+    message_id = action.message_id
+
+    def make(cancel: threading.Event, on_queue: Callable[[int], None]) -> SavedReply:
+        if action.kind == "edit":
+            return log.edit(message_id, action.text, cancel=cancel, on_queue=on_queue)
+        if action.kind == "regenerate":
+            return log.regenerate(message_id, cancel=cancel, on_queue=on_queue)
+        return log.continue_reply(message_id, cancel=cancel, on_queue=on_queue)
+
+    return make
+
+
 def _leave_chat(state: State) -> None:
     """Stop this tab's running reply (it is still saved, as stopped) and drop its updates."""
     tab = _tab(state)
     if tab.cancel is not None:
         tab.cancel.set()
     tab.cancel = None
+    tab.reply_id = None
+    tab.live_key = ""
+    tab.queued = 0
     tab.run_id += 1
-    state.live_question = ""
-    state.live_text = ""
-    state.live_key = ""
-    state.busy = False
+    if state.busy:
+        state.busy = False
+    if state.reply_status:
+        state.reply_status = ""
 
 
 def new_chat(state: State) -> None:
@@ -469,7 +574,8 @@ def new_chat(state: State) -> None:
         tab.session = app().new_session()
         state.system_prompt = tab.session.system_prompt
     tab.chat_log = None
-    _show_rows(state, [])
+    tab.leaf_id = None
+    _changed(state)
     _show_chat_facts(state, None)
     refresh_model(state)
 
@@ -482,10 +588,28 @@ def _open(state: State, chat_id: int) -> None:
     tab = _tab(state)
     tab.session = log.session
     tab.chat_log = log
-    _show_rows(state, [_stored_row(m) for m in chat.messages])
+    tab.leaf_id = chat.current_leaf_id
+    _changed(state)
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
+
+
+def _open_hit(state: State, chat_id: int, message_id: int) -> str:
+    """A search hit: open its chat at the branch that holds the hit (unless a reply runs)."""
+    ctx = app()
+    tab = _tab(state)
+    if tab.busy:
+        return ctx.labels["reply_running"]
+    try:
+        if message_id:
+            ctx.store.switch_to(chat_id, message_id)  # checks the message is in that chat
+        _open(state, chat_id)
+    except (LocalChatError, ValueError) as exc:  # deleted meanwhile, or a made-up id
+        refresh_chats(state)
+        return str(exc)
+    refresh_chats(state)  # the list shows it selected
+    return ""
 
 
 def open_selected(state: State, var_name: str, value: Any) -> None:
@@ -502,6 +626,23 @@ def open_selected(state: State, var_name: str, value: Any) -> None:
     except LocalChatError as exc:  # deleted in another tab meanwhile
         notify(state, "error", str(exc))
         refresh_chats(state)
+
+
+def toggle_pin(state: State) -> None:
+    """Pin button: keep the open chat at the top of the list (or no longer)."""
+    ctx = app()
+    log = _tab(state).chat_log
+    if log is None:
+        notify(state, "warning", ctx.labels["nothing_to_export"])
+        return
+    try:
+        pinned = not ctx.store.get_chat(log.chat_id).pinned
+        ctx.store.set_pinned(log.chat_id, pinned)
+    except LocalChatError as exc:
+        notify(state, "error", str(exc))
+        return
+    state.pin_label = ctx.labels["unpin_chat" if pinned else "pin_chat"]
+    refresh_chats(state)
 
 
 def rename(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
@@ -623,7 +764,6 @@ def build_page() -> tgb.Page:
     """The chat page, labelled in the configured language."""
     ctx = app()
     t = ctx.labels
-    users = [(t["you"], t["you"]), (t["assistant"], t["assistant"])]
     with (
         tgb.Page(frame=_FRAME) as page,
         tgb.layout("240px 1fr 300px", columns__mobile="1", class_name="lc-chat-layout"),
@@ -648,28 +788,13 @@ def build_page() -> tgb.Page:
                             )
                 tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
                 tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
-            with tgb.part(class_name="lc-conversation"):
-                tgb.chat(
-                    "{messages}",
-                    id="chat",
-                    users=users,
-                    sender_id=t["you"],
-                    with_input=False,
-                    mode="markdown",
-                    class_name="lc-chat",
-                )
-                with tgb.part(
-                    render="{live_question != ''}",
-                    id="live_question",
-                    class_name="lc-live-question",
-                ):
-                    tgb.text("{live_question}", mode="md")
-                with tgb.part(render="{live_text != ''}", id="live_reply", class_name="lc-live"):
-                    with tgb.part(class_name="lc-live-status"):
-                        tgb.text("{live_text}", mode="md")
-                    # Filled by web/live.py's script, never by a page variable.
-                    tgb.part(id="live_stream", class_name="lc-live-stream")
-                tgb.text("{live_key}", id="live_key", class_name="lc-hidden")
+            # Drawn by web/static/conversation.js (web/chat_view.py), never by page variables.
+            tgb.part(id="conversation", class_name="lc-conversation")
+            tgb.part(id="context_used", class_name="lc-context")  # conversation.js: tokens used
+            # What the component reads from the page (see web/chat_view.py).
+            tgb.text("{view_key}", id="view_key", class_name="lc-hidden")
+            tgb.text("{view_version}", id="view_version", class_name="lc-hidden")
+            tgb.text("{reply_status}", id="reply_status", class_name="lc-hidden")
             # Enter sends, Shift+Enter starts a new line.
             tgb.input(
                 "{draft}",
@@ -713,6 +838,7 @@ def _chat_list(t: Any) -> None:
     """The left column: the stored chats, and what can be done with the open one."""
     with tgb.part(class_name="lc-chat-list"):
         tgb.text(t["chats"], class_name="h6")
+        tgb.part(id="chat_search", class_name="lc-chat-search")  # conversation.js's search
         tgb.selector(
             "{selected_chat}",
             lov="{chat_lov}",
@@ -731,6 +857,7 @@ def _chat_list(t: Any) -> None:
                 class_name="fullwidth",
             )
             tgb.button(t["rename"], id="rename_chat", on_action=rename)
+            tgb.button("{pin_label}", id="pin_chat", on_action=toggle_pin)
             tgb.button(t["delete_chat"], id="delete_chat", on_action=ask_delete)
             tgb.button(t["export_md"], id="export_md", on_action=export_markdown)
             tgb.button(t["export_json"], id="export_json", on_action=export_json)

@@ -5,9 +5,10 @@ re-parses the page's JSX and re-renders every control, Markdown chat rows includ
 of CPU per update, a third of a core at 10 updates a second, taken from llama.cpp's threads
 when browser and model share a machine. So the growing reply text does not go through a page
 variable. The reply thread publishes it to a `LiveText`; the tab reads `GET /lc-live/<key>`
-(an EventSource opened by web/static/live-reply.js) and writes the text into one plain
-element, `#live_stream`, which React never re-renders. Taipy still carries everything else
-(the question, "waiting — N ahead", the finished reply in the chat rows).
+(an EventSource opened by web/static/conversation.js, which learns the key from the tab's
+conversation view, web/chat_view.py) and renders the text into the reply's bubble, which
+React never re-renders. Taipy still carries the rest ("waiting — N ahead", that the
+conversation changed).
 
 The key is random (128 bits) and only given to the tab that asked, in its own state; the
 access-token check in front of the whole app covers this route too. Each event carries what

@@ -6,7 +6,10 @@ file in `web/static/`, served at `/lc-static/<file>`:
 - `refocus-input.js`: the message input gets the focus back after a reply;
 - `message-limit.js`: text that would make a message longer than `MAX_MESSAGE_CHARS` is not
   let in, and a line under the input says why;
-- `live-reply.js`: the reply being written, read from its own event stream (web/live.py).
+- `conversation.js`: the conversation, drawn from the tab's view (web/chat_view.py), with
+  `vendor/markdown-it.min.js` and `vendor/highlight.min.js` (and its style sheet), vendored
+  from npm by `scripts/vendor-js.sh`. These load deferred: they need the page, not the
+  other way round.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ _TOO_LONG = (
 )
 
 
-def _tag(name: str, **data: object) -> str:
+def _tag(name: str, *, defer: bool = False, **data: object) -> str:
     attributes = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in data.items())
-    return f'<script src="{ROUTE}/{name}"{attributes}></script>'
+    return f'<script src="{ROUTE}/{name}"{" defer" if defer else ""}{attributes}></script>'
 
 
 SCRIPTS = "".join(
@@ -37,7 +40,10 @@ SCRIPTS = "".join(
         _tag("per-tab-state.js", key=CLIENT_ID_KEY),
         _tag("refocus-input.js"),
         _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=_TOO_LONG),
-        _tag("live-reply.js"),
+        f'<link rel="stylesheet" href="{ROUTE}/vendor/highlight-dark.min.css">',
+        _tag("vendor/markdown-it.min.js", defer=True),
+        _tag("vendor/highlight.min.js", defer=True),
+        _tag("conversation.js", defer=True),
     ]
 )
 

@@ -2,7 +2,8 @@
 
 `make_server` builds the Flask app with every guard and route of `web/`: host, origin and token
 checks (web/access.py), bounded uploads (web/uploads.py), the page scripts
-(web/page_scripts.py), the live reply streams (web/live.py) and the local-only policy
+(web/page_scripts.py), the live reply streams (web/live.py), the conversation view
+(web/chat_view.py) and the local-only policy
 (web/local_only.py). `run_settings` are the arguments of Taipy's `Gui.run` for it.
 """
 
@@ -16,6 +17,7 @@ from flask import Flask
 from llm.config import Config
 
 from .access import allowed_host_names, make_guarded_flask
+from .chat_view import add_view_routes
 from .live import add_live_route
 from .local_only import FAVICON, add_local_only_policy
 from .page_scripts import add_page_scripts
@@ -38,6 +40,7 @@ def make_server(config: Config) -> Flask:
     add_upload_guard(server)  # size limit; only the uploading tab reads its file
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
     add_live_route(server)  # replies stream to the page beside Taipy's state
+    add_view_routes(server)  # the conversation component's data, events and actions
     add_local_only_policy(server)  # the pages load nothing from other sites
     return server
 

@@ -35,7 +35,8 @@ def add_download_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def add_search_parser(commands: argparse._SubParsersAction) -> None:
-    search = commands.add_parser("search", help="search Hugging Face for GGUF repositories")
+    about = "search Hugging Face for GGUF repositories (to find a stored chat: chats search)"
+    search = commands.add_parser("search", help=about, description=about[0].upper() + about[1:])
     search.add_argument("query", nargs="?", default="", help="words in the repository name")
     search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from llm import migrations
 from llm.chat_export import chat_to_json, chat_to_markdown, import_chat
 from llm.errors import ChatImportError, ChatNotFoundError, StorageError
 from llm.storage import DB_FILE_NAME, ChatStore
@@ -31,8 +32,11 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def raw(path: Path) -> sqlite3.Connection:
-    """A plain connection, to look at the file as any other SQLite tool would."""
-    return sqlite3.connect(path)
+    """A plain connection, to look at the file as any other SQLite tool would (with the SQL
+    function the search index's triggers call, without which a tool cannot change a message)."""
+    db = sqlite3.connect(path)
+    migrations.register_functions(db)
+    return db
 
 
 def test_chats_survive_closing_and_reopening(db_path: Path) -> None:
@@ -334,7 +338,7 @@ def test_export_json_and_import_round_trip(db_path: Path) -> None:
     chat_id = _full_chat(store)
     exported = chat_to_json(store.get_chat(chat_id))
     document = json.loads(exported)
-    assert document["format"] == "localchat-chat" and document["version"] == 1
+    assert document["format"] == "localchat-chat" and document["version"] == 2
     copy_id = import_chat(store, exported.encode("utf-8"))
     assert copy_id != chat_id
     original, copy = store.get_chat(chat_id), store.get_chat(copy_id)
@@ -345,7 +349,8 @@ def test_export_json_and_import_round_trip(db_path: Path) -> None:
 
     def comparable(chat: object) -> list[dict]:
         rows = [m.to_dict() for m in chat.messages]
-        return [{k: v for k, v in r.items() if k not in ("id", "chat_id")} for r in rows]
+        ids = ("id", "chat_id", "parent_id", "sibling_ids")  # the copy's own
+        return [{k: v for k, v in r.items() if k not in ids} for r in rows]
 
     assert comparable(copy) == comparable(original)
     assert comparable(copy)[2]["content"] == "서울은? \x00 🎉"  # NUL survives JSON
@@ -365,7 +370,7 @@ def _export(**chat: object) -> str:
         (b"\xff\xfe{", "not UTF-8 text"),
         ("{", "not valid JSON: Expecting property name enclosed in double quotes at line 1"),
         ("[]", r'not a LocalChat chat export \(no "format": "localchat-chat"\)'),
-        ('{"format": "localchat-chat", "version": 2, "chat": {}}', "from a newer LocalChat"),
+        ('{"format": "localchat-chat", "version": 3, "chat": {}}', "from a newer LocalChat"),
         ('{"format": "localchat-chat", "version": "1", "chat": {}}', "version must be"),
         ('{"format": "localchat-chat", "version": 1}', '"chat" must be an object'),
         (_export(messages={}), "chat.messages must be a list"),

@@ -72,7 +72,7 @@ class PageLimit:
 class SmallFilesystem:
     """ENOSPC from a real, small filesystem (a tmpfs mounted for the test)."""
 
-    SIZE = "512k"
+    SIZE = "1m"  # the chat database holds a search index beside the messages
 
     def __init__(self, folder: Path) -> None:
         if os.geteuid() != 0 or not shutil.which("mount"):

@@ -8,7 +8,13 @@ import sqlite3
 
 import pytest
 
-from llm.text_search import fts_query, indexed_form, matched_terms, query_terms
+from llm.text_search import (
+    fts_query,
+    indexed_form,
+    matched_terms,
+    query_terms,
+    snippet_pieces,
+)
 
 TEXTS = [
     "서울은 한국의 수도이다.",
@@ -73,3 +79,31 @@ def test_matched_terms_share() -> None:
     assert matched_terms("한강 카페", TEXTS[1]) == 0.5
     assert matched_terms("Seoul river", TEXTS[2]) == 1.0
     assert matched_terms("Paris", TEXTS[2]) == 0.0
+
+
+def test_at_most_max_terms_words() -> None:
+    assert fts_query("a1 b2 c3 d4", match="all", max_terms=2) == '"a1" AND "b2"'
+    assert len(query_terms(" ".join(f"w{i}" for i in range(50)), max_terms=8)) == 8
+
+
+def test_snippet_pieces_mark_the_words_in_the_original_text() -> None:
+    assert snippet_pieces("서울", "오늘 서울은 맑고\n서울 사람들은") == (
+        ("오늘 ", False),
+        ("서울", True),
+        ("은 맑고 ", False),
+        ("서울", True),
+        (" 사람들은", False),
+    )
+    # Whole words for other scripts, any case; "rivers" is not "river".
+    assert snippet_pieces("river", "River, rivers and a river.") == (
+        ("River", True),
+        (", rivers and a ", False),
+        ("river", True),
+        (".", False),
+    )
+    assert snippet_pieces("absent", "some text") == (("some text", False),)
+    long = "x " * 200 + "needle " + "y " * 200
+    pieces = snippet_pieces("needle", long, width=40)
+    text = "".join(piece for piece, _ in pieces)
+    assert text.startswith("…") and text.endswith("…") and len(text) < 70
+    assert ("needle", True) in pieces

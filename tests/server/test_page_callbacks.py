@@ -153,3 +153,124 @@ def test_out_of_range_settings_are_refused_with_the_reason(tab: Tab, served: Any
     )
     assert alerts
     assert len(context.store.list_chats()) == chats and len(fake.calls) == calls
+
+
+# The conversation component's routes (web/chat_view.py), acting in a real tab's state -------
+
+
+def _ask(tab: Tab, served: Any, question: str) -> tuple[str, Any]:
+    """Send `question` in `tab`; returns the tab's view key and its stored chat, once the
+    reply is in."""
+    from web import chat_view
+
+    _gui, _app, context, _fake = served
+    tab.action("message", "send", ["message", None, question])
+    chat = _until(
+        lambda: next(
+            (
+                c
+                for c in _chats(context.store)
+                if c.messages
+                and c.messages[0].content == question
+                and c.messages[-1].status == "complete"
+            ),
+            None,
+        ),
+        f"the reply to {question!r}",
+    )
+    views = [v for v in chat_view._views.values() if v.state_id == tab.client_id]
+    assert len(views) == 1
+    # the tab's busy state ends just after the reply is stored
+    _until(lambda: not tab.flask.get(f"/lc-view/{views[0].key}").get_json()["busy"], "idle")
+    return views[0].key, chat
+
+
+def _trees(store: ChatStore) -> dict[int, list[tuple[int, str, str]]]:
+    return {c.id: [(m.id, m.role, m.content) for m in store.tree(c.id)] for c in store.list_chats()}
+
+
+@pytest.fixture
+def other_tab(served: Any) -> Iterator[Tab]:
+    gui, flask_app, _context, _fake = served
+    flask = flask_app.test_client()
+    ws = gui._server._ws.test_client(flask_app)
+    client_id = f"test-other-{time.monotonic_ns()}"
+    gui._bindings()._get_or_create_scope(client_id)
+    jsx = flask.get(f"/taipy-jsx/chat?client_id={client_id}")
+    names = {short: full for full, short in _UPDATE_NAME.findall(jsx.get_data(as_text=True))}
+    yield Tab(gui, ws, flask, client_id, names)
+    ws.disconnect()
+
+
+def test_the_view_shows_the_tabs_own_chat_and_acts_on_it(
+    tab: Tab, other_tab: Tab, served: Any
+) -> None:
+    _gui, _app, context, fake = served
+    key, chat = _ask(tab, served, "View question (mine)")
+    other_key, _ = _ask(other_tab, served, "View question (theirs)")
+    view = tab.flask.get(f"/lc-view/{key}").get_json()
+    assert [(m["role"], m["text"]) for m in view["messages"]] == [
+        ("user", "View question (mine)"),
+        ("assistant", REPLY),
+    ]
+    assert view["context"]["limit"] > 0 and view["labels"]["msg_copy"] == "Copy"
+    # A real action goes through: a second version of the reply, streamed by the same path.
+    reply_id = chat.messages[-1].id
+    calls = len(fake.calls)
+    answer = tab.flask.post(
+        f"/lc-view/{key}/action", json={"action": "regenerate", "message_id": reply_id}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    _until(
+        lambda: (
+            len(context.store.get_chat(chat.id).messages[-1].sibling_ids) == 2
+            and context.store.get_chat(chat.id).messages[-1].status == "complete"
+        ),
+        "a second version of the reply",
+    )
+    assert len(fake.calls) == calls + 1
+    _until(lambda: not tab.flask.get(f"/lc-view/{key}").get_json()["busy"], "idle")
+    shown = tab.flask.get(f"/lc-view/{key}").get_json()["messages"][-1]
+    assert shown["index"] == 1 and len(shown["siblings"]) == 2
+    del other_key
+
+
+def test_hostile_actions_change_nothing(tab: Tab, other_tab: Tab, served: Any) -> None:
+    _gui, _app, context, fake = served
+    key, mine = _ask(tab, served, "Hostile question (mine)")
+    other_key, theirs = _ask(other_tab, served, "Hostile question (theirs)")
+    before, calls = _trees(context.store), len(fake.calls)
+    their_reply, my_reply = theirs.messages[-1].id, mine.messages[-1].id
+    attempts = [
+        # another chat's message through my view, and mine through another tab's view
+        (key, {"action": "regenerate", "message_id": their_reply}),
+        (key, {"action": "delete", "message_id": theirs.messages[0].id}),
+        (key, {"action": "edit", "message_id": theirs.messages[0].id, "text": "taken over"}),
+        (other_key, {"action": "switch", "message_id": my_reply}),
+        (other_key, {"action": "delete", "message_id": mine.messages[0].id}),
+        # ids that are no message, a user message where a reply is needed, a reply to edit
+        (key, {"action": "regenerate", "message_id": 987654321}),
+        (key, {"action": "continue", "message_id": mine.messages[0].id}),
+        (key, {"action": "edit", "message_id": my_reply, "text": "not a user message"}),
+        (key, {"action": "continue", "message_id": my_reply}),  # complete: nothing to continue
+        # a search hit that names no chat, or another chat's message
+        (key, {"action": "open", "chat_id": 987654321}),
+        (key, {"action": "open", "chat_id": mine.id, "message_id": their_reply}),
+        # malformed
+        (key, {"action": "regenerate", "message_id": -1}),
+        (key, {"action": "edit", "message_id": mine.messages[0].id, "text": "y" * 2_000_000}),
+        ("not-a-key", {"action": "regenerate", "message_id": my_reply}),
+    ]
+    codes = []
+    for view_key, body in attempts:
+        answer = tab.flask.post(f"/lc-view/{view_key}/action", json=body)
+        codes.append(answer.status_code)
+        if answer.status_code == 409:
+            assert answer.get_json()["error"], body  # said why, in words
+    assert codes == [409] * 11 + [400, 400, 404]
+    time.sleep(0.3)  # a reply would have started by now
+    assert _trees(context.store) == before
+    assert len(fake.calls) == calls
+    # Both tabs still show their own chat.
+    assert tab.flask.get(f"/lc-view/{key}").get_json()["chat_id"] == mine.id
+    assert tab.flask.get(f"/lc-view/{other_key}").get_json()["chat_id"] == theirs.id

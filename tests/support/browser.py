@@ -221,7 +221,23 @@ def live_reply(page: Page):  # -> Locator: the reply being written
 
 
 def bubbles(page: Page, kind: str):  # kind: "sent" (user) or "received" (assistant)
-    return page.locator(f"#chat .taipy-chat-{kind} .MuiPaper-root")
+    """The message bubbles of the conversation (web/static/conversation.js): text and, for a
+    reply, its figures line; not the message's buttons."""
+    role = {"sent": "user", "received": "assistant"}[kind]
+    return page.locator(f"#conversation .lc-msg-{role} .lc-bubble")
+
+
+def message(page: Page, kind: str, index: int = -1):  # -> Locator of a whole message
+    """A message of the conversation (bubble and buttons); `index` among its kind."""
+    role = {"sent": "user", "received": "assistant"}[kind]
+    found = page.locator(f"#conversation .lc-msg-{role}")
+    return found.last if index == -1 else found.nth(index)
+
+
+def message_button(page: Page, kind: str, act: str, index: int = -1):  # -> Locator
+    """A message's button: act is copy, edit, regenerate, continue, delete, previous, next,
+    save, cancel, delete-yes, delete-no."""
+    return message(page, kind, index).locator(f"[data-act='{act}']")
 
 
 def send_message(page: Page, text: str) -> None:
@@ -246,15 +262,16 @@ def notifications(page: Page):  # -> Locator of the notification texts
 
 
 def record_reply_texts(page: Page) -> None:
-    """Record every text the reply being written shows, with the time it appeared
+    """Record every text the reply being written shows (the Markdown it renders, not its
+    status line), with the time it appeared
     (`reply_samples` reads them)."""
     page.evaluate(
         """() => {
         window.lcSamples = [];
         new MutationObserver(() => {
-            const live = document.querySelector('#live_reply');
+            const live = document.querySelector('#live_reply .lc-md');
             if (!live) return;
-            const text = live.innerText;
+            const text = live.dataset.source || '';  // the Markdown it shows, as written
             const s = window.lcSamples;
             if (!s.length || s[s.length - 1].text !== text)
                 s.push({at: performance.now(), text: text});

@@ -27,6 +27,9 @@ class FakeEngine:
     loaded: LoadedModel | None = None
     backend_name: str = LOCAL_BACKEND
     busy: bool = False
+    can_continue: bool = True
+    continue_refusal: str = ""
+    open_replies: list[str] = field(default_factory=list)  # `open_reply` of each call
 
     def __post_init__(self) -> None:
         from llm.model_files import read_model_file
@@ -55,8 +58,10 @@ class FakeEngine:
         *,
         keep_from: int = 0,
         cancel: threading.Event | None = None,
+        open_reply: str = "",
     ) -> Iterator[dict[str, Any]]:
         self.calls.append(list(messages))
+        self.open_replies.append(open_reply)
         yield {
             "type": "start",
             "prompt_tokens": sum(len(m["content"].split()) for m in messages),
@@ -72,9 +77,10 @@ class FakeEngine:
             sent += 1
             yield {"type": "text", "text": piece}
         finished = sent == len(self.script)
+        cut = not finished and sent == params.max_tokens
         yield {
             "type": "done",
-            "finish_reason": "stop" if finished else "cancelled",
+            "finish_reason": "stop" if finished else "length" if cut else "cancelled",
             "figures": {"prompt_tokens": 1, "completion_tokens": sent},
             "dropped_turns": 0,
         }

@@ -74,15 +74,21 @@ def test_every_route_needs_the_token(guarded: RunningApp) -> None:
         "socket.io/?EIO=4&transport=polling",
         "taipy-jsx/taipy.gui.js",
         "lc-live/some-reply-key",
+        "lc-view/some-view-key",
+        "lc-view/some-view-key/search?q=a",
+        "lc-static/conversation.js",
     ):
         assert status(guarded.url + path) == 401, path
+    action = b'{"action": "regenerate", "message_id": 1}'
+    assert status(guarded.url + "lc-view/some-view-key/action", data=action) == 401
     wrong = urllib.parse.urlencode({"token": "guess"}).encode()
     assert status(guarded.url + "localchat-login", data=wrong) == 401
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert status(guarded.url, headers=bearer) == 200
     assert status(guarded.url + "socket.io/?EIO=4&transport=polling", headers=bearer) == 200
-    # Past the token, a reply stream needs its random key too.
+    # Past the token, a reply stream and a conversation view need their random key too.
     assert status(guarded.url + "lc-live/some-reply-key", headers=bearer) == 404
+    assert status(guarded.url + "lc-view/some-view-key", headers=bearer) == 404
     assert status(guarded.url, headers={"Cookie": "localchat_access=forged"}) == 401
 
 

@@ -314,7 +314,7 @@ def test_markdown_is_rendered_with_newlines_and_html_stays_text(page: Page) -> N
     sent = bubbles(page, "sent").last
     expect(sent.locator("strong")).to_have_text("bold")  # the user's markdown renders too
     expect(sent).to_contain_text("<img src=x onerror=window.lcInjected=1>")  # as text
-    expect(page.locator("#chat img")).to_have_count(0)
+    expect(page.locator("#conversation img")).to_have_count(0)
     assert page.evaluate("window.lcInjected") is None
 
 
@@ -477,7 +477,7 @@ def test_two_tabs_keep_separate_conversations(app: RunningApp, browser: Browser)
         send_message(first, "Only in the first tab")
         wait_for_reply_end(first)
         second.reload()  # whatever the first tab did, a fresh look at the second
-        second.wait_for_selector("#chat")
+        second.wait_for_selector("#conversation .lc-thread")
         expect(bubbles(second, "sent")).to_have_count(0)
         expect(second.locator("#system_prompt")).to_have_value(
             "You are a geography expert and assist users by answering their questions"
@@ -502,15 +502,14 @@ def test_a_slow_reply_streams_in_many_steps(page: Page, shots: Path) -> None:
     expect(page.locator("#stop")).to_be_enabled()
     expect(chat_input(page)).to_be_disabled()
     expect(live_reply(page)).to_contain_text(" w20", timeout=30_000)
-    # The question is in view above the reply being written; the chat rows change only
-    # when the exchange is over (see pages/chat.py).
-    expect(page.locator("#live_question")).to_have_text("Count for me")
+    # The question is in the conversation above the reply being written.
+    expect(bubbles(page, "sent")).to_have_text(["Count for me"])
+    expect(live_reply(page).locator(".lc-bubble")).to_have_text(re.compile(r"^w0 w1 .*…$", re.S))
     page.screenshot(path=shots / "chat-streaming-dark.png")
     final = wait_for_reply_end(page)
     assert final.startswith(SLOW_REPLY)
     assert "100 tokens" in final
-    expect(live_reply(page)).to_have_count(0)  # the finished exchange moved into the chat
-    expect(page.locator("#live_question")).to_have_count(0)
+    expect(live_reply(page)).to_have_count(0)  # the finished reply is an ordinary message
     expect(bubbles(page, "sent")).to_have_text(["Count for me"])
     expect(page.locator("#stop")).to_be_disabled()
 
@@ -532,7 +531,7 @@ def test_stop_ends_the_reply_and_keeps_its_text(page: Page) -> None:
     send_message(page, "Count for me")
     expect(live_reply(page)).to_contain_text(" w10", timeout=30_000)
     # Read before clicking: after Stop the live element goes away as soon as the reply ends.
-    shown_at_click = len(live_reply(page).inner_text().split())
+    shown_at_click = len(live_reply(page).locator(".lc-md").inner_text().split())
     page.locator("#stop").click()
     final = wait_for_reply_end(page)
     assert "stopped" in final

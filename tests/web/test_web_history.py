@@ -187,8 +187,8 @@ def test_a_chat_offers_to_load_its_model_and_model_html_stays_text(
             """() => {
             window.lcTags = [];
             new MutationObserver(() => {
-                for (const e of document.querySelectorAll('#live_reply img, #live_reply script,'
-                    + ' #chat img, #chat script')) window.lcTags.push(e.outerHTML);
+                for (const e of document.querySelectorAll('#conversation img,'
+                    + ' #conversation script')) window.lcTags.push(e.outerHTML);
             }).observe(document.body, {subtree: true, childList: true, characterData: true});
         }"""
         )
@@ -266,7 +266,7 @@ QUEUE_REPLY = "".join(SLOW_SCRIPT[:QUEUE_TOKENS]).strip()
 WATCH_LIVE_REPLY = """() => {
     window.lcLive = {firstText: null, ahead: []};
     const look = () => {
-        const live = document.querySelector('#live_reply');
+        const live = document.querySelector('#live_reply .lc-bubble');
         const text = live ? live.innerText.trim() : '';
         const waiting = /^waiting — (\\d+) ahead/.exec(text);
         const ahead = window.lcLive.ahead;
@@ -344,7 +344,7 @@ def test_eight_tabs_are_served_in_arrival_order_and_a_queued_one_can_leave(
         for i, tab in enumerate(tabs):
             expect(bubbles(tab, "sent")).to_have_text([questions[i]])
             expect(bubbles(tab, "received")).to_have_count(1)
-            conversation = tab.locator("#chat").inner_text()
+            conversation = tab.locator("#conversation").inner_text()
             assert [q for q in questions if q in conversation] == [questions[i]]
         # Each waiting tab saw its place count down to 1, one step per reply ended (or, for
         # the tabs behind it, when the leaver went).

@@ -190,6 +190,13 @@ def test_stop_keeps_the_partial_reply_of_a_server(app: RunningApp, page: Page) -
     assert reply.status == "stopped"
     assert "w20" in reply.content and "w299" not in reply.content
     assert "".join(LONG_SCRIPT).lstrip().startswith(reply.content.lstrip())
+    # A server cannot continue the reply: no Continue button, the reason in its place.
+    last = page.locator("#conversation .lc-msg-assistant").last
+    expect(last.locator(".lc-continue-refused")).to_contain_text(
+        "Continue is not offered here: continuing a reply works with models run by LocalChat"
+    )
+    expect(last.locator("[data-act='continue']")).to_have_count(0)
+    expect(last.locator("[data-act='regenerate']")).to_be_enabled()
 
 
 @pytest.mark.parametrize(
