@@ -25,7 +25,7 @@ else:  # Python 3.10
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_DIR / "config.toml"
-DEFAULT_SYSTEM_PROMPT = "You are a geography expert and assist users by answering their questions"
+DEFAULT_SYSTEM_PROMPT = ""  # none of LocalChat's own: the user may choose one in the page
 FORMAT_CHOICES = ("auto", *FORMATS)  # "auto": the model's own template, else a guess
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from functools import partial
 
 import taipy.gui.builder as tgb
 from taipy.gui import Gui, Page, State, navigate, notify
@@ -42,8 +43,13 @@ def create_pages() -> dict[str, Page]:
         versions = {language: built[language][name] for language in labels.languages}
         # Taipy renders a page's elements at every request for it: render those of the
         # language this browser asks for (its cookie).
-        page.render = lambda gui, versions=versions: versions[labels.from_request()].render(gui)  # type: ignore[method-assign]
+        page.render = partial(_render_in_language, labels, versions)  # type: ignore[method-assign]
     return pages
+
+
+def _render_in_language(labels: TabLabels, versions: dict[str, Page], gui: Gui) -> str:
+    page = versions[labels.from_request()]
+    return type(page).render(page, gui)  # the class's method: the instance's is this one
 
 
 def _build_pages() -> dict[str, Page]:

@@ -32,15 +32,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
+from taipy.gui import (
+    Gui,
+    Icon,
+    State,
+    download,
+    get_state_id,
+    invoke_callback,
+    navigate,
+    notify,
+)
 
 from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
-from llm.errors import LocalChatError, NoModelError
+from llm.errors import LocalChatError
 from llm.figures import Figures, figures_line
 from llm.markdown_text import close_open_fence
 from llm.model_files import resolve_model
+from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat, StoredMessage
 from web.context import app
@@ -49,8 +59,10 @@ from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
 from . import model_actions, refresh
+from .wording import error_text
 
 LIST_GAP_S = 0.4  # least time from Enter to the change of the chat rows (see the module doc)
+ASSISTANT_ICON = "/assets/favicon.svg"
 SETTLE_S = 0.5  # when the rows are sent again after a reply ends
 READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
 
@@ -72,6 +84,12 @@ _SETTINGS = tuple(
     if sampling_field(name).metadata["step"]
 )
 globals().update({name: getattr(SamplingParams(), name) for name, _ in _SETTINGS})
+settings_error = ""  # what is wrong with a setting, under the settings (in the tab's language)
+settings_note = ""  # e.g. "new chats start with this system prompt"
+prompt_hint = ""  # the system prompt the model's template adds when the chat has none
+prompt_example = ""  # the example prompts' selector (always shown empty)
+chat_error = ""  # why the last message was not sent or answered, above the input
+PROMPT_EXAMPLES = ("geography", "concise")  # labels preset_<name> and preset_<name>_text
 # The stored chats.
 chat_lov: list[tuple[str, str]] = []  # (chat id, title), the most recently active first
 selected_chat = ""  # the open chat's id ("" before its first message)
@@ -85,6 +103,7 @@ confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 
+_SETTING_NAMES = frozenset(name for name, _ in _SETTINGS)
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
 
@@ -131,7 +150,8 @@ def init_state(state: State) -> None:
     state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
-    _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
+    state.chat_error = state.settings_error = state.settings_note = state.prompt_example = ""
+    _show_settings(state, ctx.default_system_prompt(), ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
 
@@ -187,6 +207,7 @@ def _show_model(state: State) -> None:
             model=engine.model_name, format=ctx.format_label()
         )
     _offer_chat_model(state)
+    _show_prompt_hint(state, engine)
 
 
 def refresh_chats(state: State) -> None:
@@ -231,9 +252,91 @@ def _sampling_overrides(state: State) -> dict[str, Any]:
         value = getattr(state, name)
         try:
             values[name] = kind(value)
-        except (TypeError, ValueError):
-            raise LocalChatError(f"{app().labels[name]}: {value!r} is not a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise LocalChatError(
+                f"{name}: {value!r} is not a number", code="not_a_number", field=name, value=value
+            ) from None
     return values
+
+
+def _show_error(state: State, error: LocalChatError | str) -> None:
+    """Say why a message was not sent, above the input (a toast would cover it); a bad
+    setting is also named under the settings."""
+    text = error_text(error, app().labels)
+    state.chat_error = text
+    if isinstance(error, LocalChatError) and error.values.get("field") in _SETTING_NAMES:
+        state.settings_error = text
+
+
+def check_settings(state: State, var_name: str = "", value: Any = None) -> None:
+    """A setting changed: say at once if it is out of range (it is checked again at send)."""
+    try:
+        SamplingParams().replace(**_sampling_overrides(state))
+        checked_system_prompt(state.system_prompt)
+    except LocalChatError as exc:
+        state.settings_error = error_text(exc, app().labels)
+        return
+    if state.settings_error:
+        state.settings_error = ""
+    if state.chat_error and var_name in _SETTING_NAMES:
+        state.chat_error = ""
+
+
+def use_example(state: State, var_name: str, value: Any) -> None:
+    """An example prompt picked: it goes into the system prompt field (a client can send any
+    value: only the names of the examples count)."""
+    state.prompt_example = ""
+    if value in PROMPT_EXAMPLES:
+        state.system_prompt = app().labels[f"preset_{value}_text"]
+        check_settings(state)
+
+
+def save_default_prompt(state: State) -> None:
+    """The "Use for new chats" button: remember the field's system prompt for new chats."""
+    ctx = app()
+    try:
+        prompt = checked_system_prompt(state.system_prompt)
+        ctx.prefs.set_system_prompt(prompt)
+    except LocalChatError as exc:
+        state.settings_error = error_text(exc, ctx.labels)
+        return
+    state.settings_error = ""
+    state.settings_note = ctx.labels["default_prompt_saved" if prompt else "default_prompt_cleared"]
+
+
+_template_prompts: dict[tuple[str, str, str], str] = {}  # (model, format, template) -> prompt
+
+
+def _show_prompt_hint(state: State, engine: Any) -> None:
+    """Under the system prompt: the one the model's template adds when the chat has none."""
+    hint = ""
+    if engine.backend_name == LOCAL_BACKEND and engine.loaded is not None:
+        try:
+            fmt = engine.chat_format(app().engines.format_choice(engine))
+        except LocalChatError:
+            fmt = None
+        if fmt is not None:
+            key = (engine.model_name, fmt.name, fmt.template)
+            if key not in _template_prompts:  # a model file's template renders in a helper
+                _template_prompts[key] = template_system_prompt(fmt)
+            if _template_prompts[key]:
+                hint = app().labels["template_prompt"].format(prompt=_template_prompts[key])
+    if state.prompt_hint != hint:
+        state.prompt_hint = hint
+
+
+def relabel(state: State) -> None:
+    """The tab's language changed: say again what this page shows in words (the open chat and
+    its settings stay)."""
+    state.settings_error = state.settings_note = state.chat_error = ""
+    _show_model(state)
+    state.chat_lov = []  # "New chat" titles are words too
+    refresh_chats(state)
+    tab = _tab(state)
+    if tab.chat_log is not None and not tab.busy:
+        with contextlib.suppress(LocalChatError):  # deleted meanwhile: its rows stay as they are
+            chat = app().store.get_chat(tab.chat_log.chat_id)
+            _show_rows(state, [_stored_row(m) for m in chat.messages])
 
 
 def _typed_text(payload: Any, bound: Any) -> str:
@@ -257,11 +360,8 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     engine = _tab_engine(state)
     try:
         engine.prepare()  # a reopened chat's server: checks it still offers the model
-    except NoModelError:
-        notify(state, "warning", ctx.labels["no_model"])
-        return
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
+    except LocalChatError as exc:  # no model, or a server that stopped offering it
+        _show_error(state, exc)
         return
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
@@ -282,7 +382,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
             log = ChatLog.start(ctx.store, session)
         reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
     except LocalChatError as exc:  # bad settings or input, or the database: say so
-        notify(state, "error", str(exc))
+        _show_error(state, exc)
         return
     # The model starts on the prompt now, not after the page changes below: each Taipy
     # assignment is a websocket message and a re-render of the page in the browser. The
@@ -310,6 +410,8 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
             state.offer_line = state.offer_label = ""
         refresh_chats(state)
         state.draft = ""
+        if state.chat_error:
+            state.chat_error = ""
         state.live_question = text
         state.live_text = "…"
         state.live_key = live_key
@@ -404,7 +506,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
     state.busy = False
     refresh_chats(state)  # this chat is now the most recently active
     if error:
-        notify(state, "error", error)
+        state.chat_error = error
 
 
 def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -> None:
@@ -419,7 +521,7 @@ def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -
         _tab(state).chat_log = None
         _show_chat_facts(state, None)
     refresh_chats(state)
-    notify(state, "error", error)
+    state.chat_error = error
 
 
 def _stored_row(message: StoredMessage) -> list[str]:
@@ -462,12 +564,9 @@ def new_chat(state: State) -> None:
     """New chat button: an empty conversation, stored when its first message is sent."""
     _leave_chat(state)
     tab = _tab(state)
-    try:
-        tab.session = app().new_session(checked_system_prompt(state.system_prompt))
-    except LocalChatError as exc:  # a system prompt too long to keep
-        notify(state, "error", str(exc))
-        tab.session = app().new_session()
-        state.system_prompt = tab.session.system_prompt
+    tab.session = app().new_session()  # with the default system prompt, as every new chat
+    state.system_prompt = tab.session.system_prompt
+    state.chat_error = state.settings_error = state.settings_note = ""
     tab.chat_log = None
     _show_rows(state, [])
     _show_chat_facts(state, None)
@@ -623,7 +722,8 @@ def build_page() -> tgb.Page:
     """The chat page, labelled in the configured language."""
     ctx = app()
     t = ctx.labels
-    users = [(t["you"], t["you"]), (t["assistant"], t["assistant"])]
+    # The assistant's avatar is the app's icon (its initial would be "어" in Korean).
+    users = [(t["you"], t["you"]), (t["assistant"], Icon(ASSISTANT_ICON, t["assistant"]))]
     with (
         tgb.Page(frame=_FRAME) as page,
         tgb.layout("240px 1fr 300px", columns__mobile="1", class_name="lc-chat-layout"),
@@ -670,6 +770,8 @@ def build_page() -> tgb.Page:
                     # Filled by web/live.py's script, never by a page variable.
                     tgb.part(id="live_stream", class_name="lc-live-stream")
                 tgb.text("{live_key}", id="live_key", class_name="lc-hidden")
+            with tgb.part(render="{chat_error != ''}", id="chat_error", class_name="lc-error"):
+                tgb.text("{chat_error}")
             # Enter sends, Shift+Enter starts a new line.
             tgb.input(
                 "{draft}",
@@ -686,7 +788,12 @@ def build_page() -> tgb.Page:
 
 
 def _settings_column(t: Any) -> None:
-    """The right column: the system prompt and the generation settings."""
+    """The right column: the system prompt (examples, the default for new chats, the one the
+    model's template adds) and every generation setting with a line on what it does.
+
+    Each field sends what is typed at once (`change_delay=0`; Taipy's default waits 300 ms,
+    and an Enter pressed meanwhile sent the message with the old value). What is wrong is
+    said under the fields, not in a toast over the message input."""
     with tgb.part(class_name="lc-sidebar"):
         tgb.input(
             "{system_prompt}",
@@ -695,8 +802,30 @@ def _settings_column(t: Any) -> None:
             lines_shown=5,
             id="system_prompt",
             class_name="fullwidth",
+            change_delay=0,
+            on_change=check_settings,
         )
+        with tgb.part(render="{prompt_hint != ''}", id="prompt_hint", class_name="lc-help"):
+            tgb.text("{prompt_hint}")
+        with tgb.layout("1fr auto", class_name="lc-prompt-tools"):
+            tgb.selector(
+                "{prompt_example}",
+                lov=[(name, t[f"preset_{name}"]) for name in PROMPT_EXAMPLES],
+                dropdown=True,
+                label=t["prompt_examples"],
+                on_change=use_example,
+                id="prompt_example",
+                class_name="fullwidth",
+            )
+            tgb.button(
+                t["default_prompt_save"], id="save_default_prompt", on_action=save_default_prompt
+            )
+        with tgb.part(render="{settings_note != ''}", id="settings_note", class_name="lc-help"):
+            tgb.text("{settings_note}")
+        with tgb.part(render="{settings_error != ''}", id="settings_error", class_name="lc-error"):
+            tgb.text("{settings_error}")
         with tgb.expandable(title=t["settings"], expanded=False, id="settings"):
+            tgb.text(t["settings_apply"], class_name="lc-help")
             # No min/max here: Taipy would silently keep the old value; the
             # library's check names the setting and its range instead.
             for name, step in _SETTINGS:
@@ -706,7 +835,10 @@ def _settings_column(t: Any) -> None:
                     step=step,
                     id=name,
                     class_name="fullwidth",
+                    change_delay=0,
+                    on_change=check_settings,
                 )
+                tgb.text(t[f"help_{name}"], class_name="lc-help", id=f"help_{name}")
 
 
 def _chat_list(t: Any) -> None:

@@ -214,7 +214,7 @@ _EN = {
     "err_hub_network": "{detail}",
     "err_disk_full": "{detail}",
     "err_checksum": "{detail}",
-    "err_download_cancelled": "{detail}",
+    "err_download_cancelled": "The download was cancelled",
     "err_unsafe_file_name": "{detail}",
     "field_message": "The message",
     # chat page: every generation setting, with one line on what it does

@@ -187,13 +187,14 @@ def _preview(choice: str, info: Any) -> str:
     """The exact prompt `choice` gives for a short sample conversation (with any warning)."""
     ctx = app()
     t = ctx.labels
+    system_prompt = ctx.default_system_prompt()
     sample = [
-        {"role": "system", "content": ctx.config.system_prompt},
+        {"role": "system", "content": system_prompt},
         {"role": "user", "content": t["sample_question"]},
         {"role": "assistant", "content": t["sample_answer"]},
         {"role": "user", "content": t["sample_follow_up"]},
     ]
-    if not ctx.config.system_prompt:
+    if not system_prompt:  # the template may add its own (SmolLM2's does): the preview shows it
         sample = sample[1:]
     try:
         fmt = choose_format(choice, info)

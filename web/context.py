@@ -55,12 +55,18 @@ class AppContext:
             return str(exc)
         return self.labels["format_gguf"] if fmt.name == "gguf" else fmt.name
 
+    def default_system_prompt(self) -> str:
+        """The system prompt new chats start with: the one chosen in the page, else
+        config.toml's (which ships empty)."""
+        chosen = self.prefs.system_prompt()
+        return self.config.system_prompt if chosen is None else chosen
+
     def new_session(self, system_prompt: str | None = None) -> ChatSession:
         """A fresh conversation with the configured settings, where new chats go."""
         return ChatSession(
             self.engines.active,
             chat_format=self.config.chat_format,
-            system_prompt=self.config.system_prompt if system_prompt is None else system_prompt,
+            system_prompt=self.default_system_prompt() if system_prompt is None else system_prompt,
             params=self.config.sampling,
         )
 
