@@ -64,6 +64,7 @@ def install(gui: Gui) -> None:
     gui.on_init = on_init
     gui.on_page_load = on_page_load
     gui.on_exception = on_exception
+    app().describe_error = error_text  # errors from the pages' background work, in words
     downloads.watch(gui)
     model_actions.watch_downloads(gui)
 
