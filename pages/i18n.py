@@ -243,6 +243,11 @@ _EN = {
     # downloads: a failed row
     "dl_retry": "Retry",
     "dl_dismiss": "Dismiss",
+    # under the message box (web/static/message-limit.js fills in {n})
+    "message_too_long": (
+        "the message is too long: it would have {n} characters, and a message can have at "
+        "most {max}"
+    ),
 }
 
 _KO = {
@@ -466,6 +471,9 @@ _KO = {
     ),
     "dl_retry": "다시 시도",
     "dl_dismiss": "닫기",
+    "message_too_long": (
+        "메시지가 너무 깁니다: {n}자가 되며, 메시지는 최대 {max}자까지 쓸 수 있습니다"
+    ),
 }
 
 _LABELS = {"en": _EN, "ko": _KO}

@@ -18,6 +18,8 @@ from flask import Flask, Response, send_from_directory
 
 from llm.session import MAX_MESSAGE_CHARS
 
+from .context import app
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ROUTE = "/lc-static"
 CLIENT_ID_KEY = "TaipyClientId"
@@ -32,14 +34,25 @@ def _tag(name: str, **data: object) -> str:
     return f'<script src="{ROUTE}/{name}"{attributes}></script>'
 
 
-SCRIPTS = "".join(
-    [
-        _tag("per-tab-state.js", key=CLIENT_ID_KEY),
-        _tag("refocus-input.js"),
-        _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=_TOO_LONG),
-        _tag("live-reply.js"),
-    ]
-)
+def scripts(too_long: str = _TOO_LONG) -> str:
+    """The script tags, the over-long message's line in the page's language."""
+    return "".join(
+        [
+            _tag("per-tab-state.js", key=CLIENT_ID_KEY),
+            _tag("refocus-input.js"),
+            _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=too_long),
+            _tag("live-reply.js"),
+        ]
+    )
+
+
+def _too_long_words() -> str:
+    """The over-long message's line in the language of the browser asking (its cookie)."""
+    try:
+        words = app().labels.get("message_too_long")
+    except RuntimeError:  # no app context installed (a bare server)
+        words = None
+    return words.replace("{max}", f"{MAX_MESSAGE_CHARS:,}") if words else _TOO_LONG
 
 
 def add_page_scripts(flask_app: Flask) -> None:
@@ -57,6 +70,7 @@ def add_page_scripts(flask_app: Flask) -> None:
         if response.mimetype != "text/html" or response.direct_passthrough:
             return response
         page = response.get_data(as_text=True)
-        if "<head>" in page and SCRIPTS not in page:
-            response.set_data(page.replace("<head>", "<head>" + SCRIPTS, 1))
+        tags = scripts(_too_long_words())
+        if "<head>" in page and tags not in page:
+            response.set_data(page.replace("<head>", "<head>" + tags, 1))
         return response

@@ -122,6 +122,14 @@ def test_the_language_switch_changes_every_label_and_error_and_is_remembered(
         expect(page.locator("#chat_error")).to_have_text("온도 값은 0에서 5 사이여야 합니다")
         expect(chat_input(page)).to_have_value("안녕하세요")  # nothing was sent or lost
         page.screenshot(path=shots / "language-ko-error.png")
+        # The line under the box for an over-long paste is in Korean too.
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.evaluate("() => navigator.clipboard.writeText('x'.repeat(1000001))")
+        chat_input(page).fill("")
+        chat_input(page).press("Control+V")
+        expect(page.locator("#message_limit")).to_have_text(
+            "메시지가 너무 깁니다: 1,000,001자가 되며, 메시지는 최대 1,000,000자까지 쓸 수 있습니다"
+        )
 
         page.reload()  # remembered by this browser
         page.wait_for_selector("#navbar")
