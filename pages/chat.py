@@ -53,7 +53,7 @@ from llm.model_files import resolve_model
 from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat, StoredMessage
-from web.context import app
+from web.context import app, in_background
 from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
@@ -87,6 +87,7 @@ globals().update({name: getattr(SamplingParams(), name) for name, _ in _SETTINGS
 settings_error = ""  # what is wrong with a setting, under the settings (in the tab's language)
 settings_note = ""  # e.g. "new chats start with this system prompt"
 prompt_hint = ""  # the system prompt the model's template adds when the chat has none
+prompt_hint_key = ""  # the model and format whose template's prompt is being looked for
 prompt_example = ""  # the example prompts' selector (always shown empty)
 chat_error = ""  # why the last message was not sent or answered, above the input
 PROMPT_EXAMPLES = ("geography", "concise")  # labels preset_<name> and preset_<name>_text
@@ -308,19 +309,36 @@ _template_prompts: dict[tuple[str, str, str], str] = {}  # (model, format, templ
 
 
 def _show_prompt_hint(state: State, engine: Any) -> None:
-    """Under the system prompt: the one the model's template adds when the chat has none."""
-    hint = ""
+    """Under the system prompt: the one the model's template adds when the chat has none.
+    A model file's template renders in a helper with a time limit: found in a thread, never
+    on the way to opening the page."""
+    fmt = None
     if engine.backend_name == LOCAL_BACKEND and engine.loaded is not None:
-        try:
+        with contextlib.suppress(LocalChatError):
             fmt = engine.chat_format(app().engines.format_choice(engine))
-        except LocalChatError:
-            fmt = None
-        if fmt is not None:
-            key = (engine.model_name, fmt.name, fmt.template)
-            if key not in _template_prompts:  # a model file's template renders in a helper
-                _template_prompts[key] = template_system_prompt(fmt)
-            if _template_prompts[key]:
-                hint = app().labels["template_prompt"].format(prompt=_template_prompts[key])
+    key = (engine.model_name, fmt.name, fmt.template) if fmt is not None else None
+    if key is None or key in _template_prompts:
+        if state.prompt_hint_key:  # a lookup still running is for another model
+            state.prompt_hint_key = ""
+        _set_prompt_hint(state, _template_prompts[key] if key else "")
+        return
+
+    def find() -> str:
+        _template_prompts[key] = template_system_prompt(fmt)  # type: ignore[arg-type]
+        return _template_prompts[key]
+
+    name = f"{engine.model_name}\n{fmt.name}"
+    state.prompt_hint_key = name
+    in_background(state, name, find, _hint_found)
+
+
+def _hint_found(state: State, name: str, error: str, prompt: Any) -> None:
+    if state.prompt_hint_key == name:  # still the model this tab shows
+        _set_prompt_hint(state, prompt if isinstance(prompt, str) else "")
+
+
+def _set_prompt_hint(state: State, prompt: str) -> None:
+    hint = app().labels["template_prompt"].format(prompt=prompt) if prompt else ""
     if state.prompt_hint != hint:
         state.prompt_hint = hint
 

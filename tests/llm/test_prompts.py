@@ -7,6 +7,7 @@ import time
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from support.replies import SMOLLM2_SYSTEM, SMOLLM2_TEMPLATE
 
 from llm.errors import PromptError
 from llm.prompts import (
@@ -241,16 +242,7 @@ def test_a_gguf_template_renders_in_its_helper_exactly_as_in_process() -> None:
 
 def test_a_template_s_own_default_system_prompt_is_found() -> None:
     # SmolLM2's ChatML template writes its own system prompt when the chat has none.
-    smollm2 = (
-        "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-        "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by "
-        "Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
-        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
-        "{{ '<|im_start|>assistant\\n' }}{% endif %}"
-    )
-    fmt = format_from_gguf(smollm2, "<|im_start|>", "<|im_end|>")
-    assert template_system_prompt(fmt) == (
-        "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-    )
+    fmt = format_from_gguf(SMOLLM2_TEMPLATE, "<|im_start|>", "<|im_end|>")
+    assert template_system_prompt(fmt) == SMOLLM2_SYSTEM
     for name in ("chatml", "zephyr", "llama-3", "mistral-instruct"):  # LocalChat's add none
         assert template_system_prompt(get_format(name)) == "", name

@@ -1,9 +1,10 @@
 """The language switch, the generation settings and errors in words, in real Chromium.
 
-One app process (English by default, a scripted model loaded, HF_ENDPOINT at a closed local
-port: the Hub cannot be reached). The language switch changes every label and the words of
-an error without a restart and survives a reload; a setting typed and sent at once is the one
-the message uses; the Hub out of reach is said plainly within 3 s.
+One app process (English by default, a scripted model with SmolLM2's template loaded,
+HF_ENDPOINT at a closed local port: the Hub cannot be reached). The language switch changes
+every label and the words of an error without a restart and survives a reload; a setting
+typed and sent at once is the one the message uses; the Hub out of reach is said plainly
+within 3 s.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from support.browser import (
     send_message,
     wait_for_reply_end,
 )
+from support.gguf_factory import write_scripted_model
 from support.hub_server import HubServer
+from support.replies import SCRIPT, SMOLLM2_SYSTEM, SMOLLM2_TEMPLATE
 
 from llm.storage import ChatStore
 from pages.i18n import labels
@@ -33,7 +36,7 @@ from pages.i18n import labels
 pytestmark = pytest.mark.timeout(120)
 
 EN, KO = labels("en"), labels("ko")
-FAST = "tinyllama-scripted.gguf"
+SMOL = "smol-scripted.gguf"  # a scripted model with SmolLM2's template
 CONFIG = """
 [app]
 language = "en"
@@ -65,14 +68,16 @@ SHOWN = (
 
 
 @pytest.fixture(scope="module")
-def app(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     work = tmp_path_factory.mktemp("web-language")
+    models_dir = tmp_path_factory.mktemp("language-models")
+    write_scripted_model(models_dir / SMOL, SCRIPT, name="Smol", chat_template=SMOLLM2_TEMPLATE)
     closed = HubServer().start()
     endpoint = closed.endpoint
     closed.stop()  # nothing listens there: the Hub cannot be reached
     env = {"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0"}
     with running_app(
-        work, models_dir, config_toml=CONFIG, args=("--model", FAST), env=env
+        work, models_dir, config_toml=CONFIG, args=("--model", SMOL), env=env
     ) as running:
         yield running
 
@@ -99,6 +104,10 @@ def test_the_language_switch_changes_every_label_and_error_and_is_remembered(
         for key in SHOWN:
             expect(page.locator("body")).to_contain_text(EN[key])
         expect(page.locator("#language_switch")).to_have_text("한국어")
+        # The system prompt the model's template adds when the chat has none is shown.
+        expect(page.locator("#prompt_hint")).to_have_text(
+            EN["template_prompt"].format(prompt=SMOLLM2_SYSTEM)
+        )
         # An out-of-range setting is said under the settings in plain words.
         page.locator("#temperature").fill("9")
         expect(page.locator("#settings_error")).to_have_text("Temperature must be between 0 and 5")
@@ -110,6 +119,9 @@ def test_the_language_switch_changes_every_label_and_error_and_is_remembered(
         switch_s = time.monotonic() - started
         _open_settings(page)
         text = _body(page)
+        expect(page.locator("#prompt_hint")).to_have_text(
+            KO["template_prompt"].format(prompt=SMOLLM2_SYSTEM)
+        )
         for key in SHOWN:
             assert KO[key] in text, key
             if EN[key] != KO[key]:  # (Min-p is Min-p in both)
@@ -153,7 +165,7 @@ def test_the_language_switch_changes_every_label_and_error_and_is_remembered(
 def test_a_setting_typed_then_sent_at_once_is_used(app: RunningApp, browser: Browser) -> None:
     page = open_page(browser, app.url)
     try:
-        expect(page.locator("#model_line")).to_contain_text(FAST)
+        expect(page.locator("#model_line")).to_contain_text(SMOL)
         _open_settings(page)
         for attempt, (temperature, seed) in enumerate([(0.25, 1234), (1.5, 98765), (0.0, 7)]):
             if attempt:
