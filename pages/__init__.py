@@ -1,6 +1,8 @@
-"""LocalChat's Taipy pages: the root page (navbar, theme toggle), `chat` and `models`, and the two
-pages shown inside them: `downloads` ("Get models", in the models page) and `first_model` (the
-offers of a first model, in both when the models folder is empty).
+"""LocalChat's Taipy pages: the root page (navbar, language switch, theme toggle), `chat` and
+`models`, and the two pages shown inside them: `downloads` ("Get models", in the models page)
+and `first_model` (the offers of a first model, in both when the models folder is empty).
+Each is built once per language; every request renders the one of the browser's language
+(web/language.py).
 
 Each page module holds its variables, its callbacks and a `build_page()` that lays it out with
 the Taipy page builder; pages never import each other: what one changes for the others goes
