@@ -450,12 +450,12 @@ def _stream(
 ) -> None:
     """Worker thread: read the reply (which saves itself) and publish its text to the tab;
     the tab hears of its end once `send` has made its own changes (`ready`)."""
-    error = ""
+    error: Exception | str = ""  # worded in the tab (`_finish`): this thread has no language
     try:
         for _ in reply:
             live.publish(reply.text)
     except Exception as exc:  # whatever happens, the tab must leave its busy state
-        error = str(exc) or type(exc).__name__
+        error = exc
     finally:
         live.publish(reply.text)
         live.end()
@@ -499,10 +499,13 @@ def _figure_words() -> dict[str, str]:
     return {key: t[f"fig_{key}"] for key in ("first_token", "tokens", "tokens_rate", "dropped")}
 
 
-def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
+def _finish(
+    state: State, run: int, reply: SavedReply, question: str, failure: Exception | str
+) -> None:
     tab = _tab(state)
     if tab.run_id != run:
         return
+    error = error_text(failure, app().labels) if failure else ""
     tab.cancel = None
     if reply.refused:
         _undo_send(state, question, error, chat_deleted=reply.chat_deleted)
