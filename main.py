@@ -109,13 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from taipy.gui import Gui
 
     import pages
-    from pages.i18n import labels
+    from pages.i18n import LANGUAGES, labels
     from web.context import AppContext, install
+    from web.language import TabLabels, add_language_route
     from web.server import make_server, run_settings
 
-    context = AppContext(config, engines, prefs, labels(config.language), store)
+    # Each browser chooses its language in the page; config.toml's is the default.
+    tab_labels = TabLabels({lang: labels(lang) for lang in LANGUAGES}, config.language)
+    context = AppContext(config, engines, prefs, tab_labels, store)
     install(context)
-    gui = Gui(pages=pages.create_pages(), flask=make_server(config))  # here: Taipy finds main.css
+    server = make_server(config)
+    add_language_route(server, LANGUAGES)
+    gui = Gui(pages=pages.create_pages(), flask=server)  # here: Taipy finds main.css
     context.gui = gui
     pages.install(gui)
     # SIGTERM (service managers, tests) ends the app like Ctrl+C, so the worker is stopped.

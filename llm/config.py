@@ -25,7 +25,7 @@ else:  # Python 3.10
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_DIR / "config.toml"
-DEFAULT_SYSTEM_PROMPT = "You are a geography expert and assist users by answering their questions"
+DEFAULT_SYSTEM_PROMPT = ""  # none of LocalChat's own: the user may choose one in the page
 FORMAT_CHOICES = ("auto", *FORMATS)  # "auto": the model's own template, else a guess
 
 
@@ -54,11 +54,11 @@ class SamplingParams:
     temperature: float = _setting(0.7, 0.0, 5.0, "0 to 5", step=0.05)
     top_p: float = _setting(0.95, 0.0, 1.0, "above 0, at most 1", step=0.05, above_low=True)
     top_k: int = _setting(40, 0, 10_000, "0 to 10000", step=1)
-    min_p: float = _setting(0.05, 0.0, 1.0, "0 to below 1", below_high=True)
+    min_p: float = _setting(0.05, 0.0, 1.0, "0 to below 1", step=0.01, below_high=True)
     repeat_penalty: float = _setting(1.1, 0.5, 5.0, "0.5 to 5", step=0.05)
     max_tokens: int = _setting(512, 1, 1_000_000, "1 to 1000000", step=64)
     # -1: a new random seed for every reply
-    seed: int = _setting(-1, -1, 2**31, "-1 (random) or 0 to 2147483647", below_high=True)
+    seed: int = _setting(-1, -1, 2**31, "-1 (random) or 0 to 2147483647", step=1, below_high=True)
     # Never draw an end-of-generation token, so a reply always runs to max_tokens (benchmarks).
     ignore_eos: bool = False
 
@@ -79,8 +79,23 @@ class SamplingParams:
             high_ok = value < limits["high"] if limits["below_high"] else value <= limits["high"]
             if not (low_ok and high_ok):
                 raise ConfigError(
-                    f"{section}.{f.name} = {value!r} is out of range ({limits['range']})"
+                    f"{section}.{f.name} = {value!r} is out of range ({limits['range']})",
+                    code="out_of_range",
+                    field=f.name,
+                    value=value,
+                    **_bounds(f.type, limits),
                 )
+
+
+def _bounds(kind: Any, limits: dict[str, Any]) -> dict[str, Any]:
+    """A range as the words of an error need it: least and greatest value, and whether each
+    end is itself excluded (an integer's excluded end becomes the next integer in)."""
+    low, high = limits["low"], limits["high"]
+    low_open, high_open = limits["above_low"], limits["below_high"]
+    if kind in (int, "int"):
+        low, low_open = (low + 1, False) if low_open else (low, False)
+        high, high_open = (high - 1, False) if high_open else (high, False)
+    return {"min": low, "max": high, "min_open": low_open, "max_open": high_open}
 
 
 # The fields a user sets (not the benchmarks' ignore_eos), in order.

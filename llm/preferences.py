@@ -1,4 +1,5 @@
-"""Preferences the user sets in the app and expects remembered: the chat format chosen per model.
+"""Preferences the user sets in the app and expects remembered: the chat format chosen per
+model, and the system prompt new chats start with.
 
 Stored as a small JSON file in the data folder (`Config.data_dir`), written atomically so a
 crash never leaves half a file. Thread-safe: the web app's clients share one instance.
@@ -17,6 +18,7 @@ from .config import FORMAT_CHOICES
 from .errors import ConfigError
 
 FILE_NAME = "preferences.json"
+MAX_PROMPT_CHARS = 1_000_000  # as llm.session.MAX_MESSAGE_CHARS (a system prompt is a message)
 
 
 class Preferences:
@@ -26,8 +28,9 @@ class Preferences:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._chat_formats: dict[str, str] = {}
+        self._system_prompt: str | None = None  # None: none chosen (config.toml's applies)
         if self.path.exists():
-            self._chat_formats = _read(self.path)
+            self._chat_formats, self._system_prompt = _read(self.path)
 
     @classmethod
     def in_folder(cls, data_dir: str | Path) -> Preferences:
@@ -51,11 +54,39 @@ class Preferences:
                 formats.pop(model_file, None)
             else:
                 formats[model_file] = name
-            _write(self.path, {"chat_formats": formats})
+            self._save(formats, self._system_prompt)
             self._chat_formats = formats  # only once saved: a failed write changes nothing
 
+    def system_prompt(self) -> str | None:
+        """The system prompt chosen for new chats ("" for none), or None if none was chosen."""
+        with self._lock:
+            return self._system_prompt
 
-def _read(path: Path) -> dict[str, str]:
+    def set_system_prompt(self, prompt: str | None) -> None:
+        """Remember `prompt` for new chats ("" : start with none); None forgets the choice."""
+        if prompt is not None and not isinstance(prompt, str):
+            raise ConfigError("the system prompt must be text")
+        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+            raise ConfigError(
+                f"the system prompt is too long: it has {len(prompt):,} characters, and it can "
+                f"have at most {MAX_PROMPT_CHARS:,}",
+                code="too_long",
+                field="system_prompt",
+                n=len(prompt),
+                max=MAX_PROMPT_CHARS,
+            )
+        with self._lock:
+            self._save(self._chat_formats, prompt)
+            self._system_prompt = prompt
+
+    def _save(self, formats: dict[str, str], prompt: str | None) -> None:
+        data: dict[str, Any] = {"chat_formats": formats}
+        if prompt is not None:
+            data["system_prompt"] = prompt
+        _write(self.path, data)
+
+
+def _read(path: Path) -> tuple[dict[str, str], str | None]:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -65,7 +96,10 @@ def _read(path: Path) -> dict[str, str]:
         isinstance(k, str) and v in FORMAT_CHOICES for k, v in formats.items()
     ):
         raise ConfigError(f"{path}: chat_formats must map model file names to format names")
-    return dict(formats)
+    prompt = data.get("system_prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ConfigError(f"{path}: system_prompt must be text")
+    return dict(formats), prompt
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from .errors import PromptError
+from .errors import LocalChatError, PromptError
 from .template_render import render_segments
 from .template_sandbox import render_segments_limited
 
@@ -278,3 +278,26 @@ def get_format(name: str) -> ChatFormat:
     except KeyError:
         choices = ", ".join(["auto", *FORMATS])
         raise PromptError(f"unknown chat format {name!r} (choose from {choices})") from None
+
+
+def template_system_prompt(fmt: ChatFormat) -> str:
+    """The system prompt `fmt`'s template adds when a chat has none ("" if it adds none).
+
+    SmolLM2's ChatML template, for one, writes "You are a helpful AI assistant named SmolLM,
+    trained by Hugging Face" then. Found by rendering a chat with and without a system
+    message: where the template writes the one given, it wrote its own."""
+    user: Message = {"role": "user", "content": "\x1fU"}
+    try:
+        given = render_prompt(fmt, [{"role": "system", "content": "\x1fS"}, user], fallback=None)
+        alone = render_prompt(fmt, [user], fallback=None)
+    except LocalChatError:
+        return ""
+    with_system, without = given.text, alone.text
+    if "\x1fS" not in with_system or "\x1fU" not in without:
+        return ""  # the system prompt went elsewhere (merged into the first user turn)
+    before, after = with_system.split("\x1fS", 1)
+    after = after.split("\x1fU", 1)[0]  # from the system prompt's end to the user's message
+    head = without.split("\x1fU", 1)[0]
+    if not after or not head.startswith(before) or not head.endswith(after):
+        return ""
+    return head[len(before) : len(head) - len(after)].strip()

@@ -108,7 +108,11 @@ def checked_system_prompt(value: object) -> str:
     if len(value) > MAX_MESSAGE_CHARS:
         raise PromptError(
             f"the system prompt is too long: it has {len(value):,} characters, and it can "
-            f"have at most {MAX_MESSAGE_CHARS:,}"
+            f"have at most {MAX_MESSAGE_CHARS:,}",
+            code="too_long",
+            field="system_prompt",
+            n=len(value),
+            max=MAX_MESSAGE_CHARS,
         )
     return value
 
@@ -143,7 +147,11 @@ class ChatSession:
         if len(text) > MAX_MESSAGE_CHARS:
             raise PromptError(
                 f"the message is too long: it has {len(text):,} characters, and a message "
-                f"can have at most {MAX_MESSAGE_CHARS:,}"
+                f"can have at most {MAX_MESSAGE_CHARS:,}",
+                code="too_long",
+                field="message",
+                n=len(text),
+                max=MAX_MESSAGE_CHARS,
             )
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return validate_messages([*system, *self.history, {"role": "user", "content": text}])

@@ -31,22 +31,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navigate, notify
+from taipy.gui import (
+    Gui,
+    State,
+    download,
+    get_state_id,
+    invoke_callback,
+    navigate,
+    notify,
+)
 
 from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
-from llm.errors import LocalChatError, NoModelError
+from llm.errors import LocalChatError
 from llm.model_files import resolve_model
+from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat
 from web.chat_view import ChatView, ViewAction, open_view
-from web.context import app
+from web.context import app, in_background
 from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
 from . import conversation, model_actions, refresh
+from .wording import error_text
 
 READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
 
@@ -67,6 +77,13 @@ _SETTINGS = tuple(
     if sampling_field(name).metadata["step"]
 )
 globals().update({name: getattr(SamplingParams(), name) for name, _ in _SETTINGS})
+settings_error = ""  # what is wrong with a setting, under the settings (in the tab's language)
+settings_note = ""  # e.g. "new chats start with this system prompt"
+prompt_hint = ""  # the system prompt the model's template adds when the chat has none
+prompt_hint_key = ""  # the model and format whose template's prompt is being looked for
+prompt_example = ""  # the example prompts' selector (always shown empty)
+chat_error = ""  # why the last message was not sent or answered, above the input
+PROMPT_EXAMPLES = ("geography", "concise")  # labels preset_<name> and preset_<name>_text
 # The stored chats.
 chat_lov: list[tuple[str, str]] = []  # (chat id, title): pinned first, then the most recent
 selected_chat = ""  # the open chat's id ("" before its first message)
@@ -81,6 +98,7 @@ confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 
+_SETTING_NAMES = frozenset(name for name, _ in _SETTINGS)
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 
 
@@ -122,7 +140,8 @@ def init_state(state: State) -> None:
     state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
-    _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
+    state.chat_error = state.settings_error = state.settings_note = state.prompt_example = ""
+    _show_settings(state, ctx.default_system_prompt(), ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
 
@@ -230,6 +249,7 @@ def _show_model(state: State) -> None:
             model=engine.model_name, format=ctx.format_label()
         )
     _offer_chat_model(state)
+    _show_prompt_hint(state, engine)
 
 
 def refresh_chats(state: State) -> None:
@@ -282,9 +302,104 @@ def _sampling_overrides(state: State) -> dict[str, Any]:
         value = getattr(state, name)
         try:
             values[name] = kind(value)
-        except (TypeError, ValueError):
-            raise LocalChatError(f"{app().labels[name]}: {value!r} is not a number") from None
+        except (TypeError, ValueError, OverflowError):
+            raise LocalChatError(
+                f"{name}: {value!r} is not a number", code="not_a_number", field=name, value=value
+            ) from None
     return values
+
+
+def _show_error(state: State, error: LocalChatError | str) -> None:
+    """Say why a message was not sent, above the input (a toast would cover it); a bad
+    setting is also named under the settings."""
+    text = error_text(error, app().labels)
+    state.chat_error = text
+    if isinstance(error, LocalChatError) and error.values.get("field") in _SETTING_NAMES:
+        state.settings_error = text
+
+
+def check_settings(state: State, var_name: str = "", value: Any = None) -> None:
+    """A setting changed: say at once if it is out of range (it is checked again at send)."""
+    try:
+        SamplingParams().replace(**_sampling_overrides(state))
+        checked_system_prompt(state.system_prompt)
+    except LocalChatError as exc:
+        state.settings_error = error_text(exc, app().labels)
+        return
+    if state.settings_error:
+        state.settings_error = ""
+    if state.chat_error and var_name in _SETTING_NAMES:
+        state.chat_error = ""
+
+
+def use_example(state: State, var_name: str, value: Any) -> None:
+    """An example prompt picked: it goes into the system prompt field (a client can send any
+    value: only the names of the examples count)."""
+    state.prompt_example = ""
+    if value in PROMPT_EXAMPLES:
+        state.system_prompt = app().labels[f"preset_{value}_text"]
+        check_settings(state)
+
+
+def save_default_prompt(state: State) -> None:
+    """The "Use for new chats" button: remember the field's system prompt for new chats."""
+    ctx = app()
+    try:
+        prompt = checked_system_prompt(state.system_prompt)
+        ctx.prefs.set_system_prompt(prompt)
+    except LocalChatError as exc:
+        state.settings_error = error_text(exc, ctx.labels)
+        return
+    state.settings_error = ""
+    state.settings_note = ctx.labels["default_prompt_saved" if prompt else "default_prompt_cleared"]
+
+
+_template_prompts: dict[tuple[str, str, str], str] = {}  # (model, format, template) -> prompt
+
+
+def _show_prompt_hint(state: State, engine: Any) -> None:
+    """Under the system prompt: the one the model's template adds when the chat has none.
+    A model file's template renders in a helper with a time limit: found in a thread, never
+    on the way to opening the page."""
+    fmt = None
+    if engine.backend_name == LOCAL_BACKEND and engine.loaded is not None:
+        with contextlib.suppress(LocalChatError):
+            fmt = engine.chat_format(app().engines.format_choice(engine))
+    key = (engine.model_name, fmt.name, fmt.template) if fmt is not None else None
+    if key is None or key in _template_prompts:
+        if state.prompt_hint_key:  # a lookup still running is for another model
+            state.prompt_hint_key = ""
+        _set_prompt_hint(state, _template_prompts[key] if key else "")
+        return
+
+    def find() -> str:
+        _template_prompts[key] = template_system_prompt(fmt)  # type: ignore[arg-type]
+        return _template_prompts[key]
+
+    name = f"{engine.model_name}\n{fmt.name}"
+    state.prompt_hint_key = name
+    in_background(state, name, find, _hint_found)
+
+
+def _hint_found(state: State, name: str, error: str, prompt: Any) -> None:
+    if state.prompt_hint_key == name:  # still the model this tab shows
+        _set_prompt_hint(state, prompt if isinstance(prompt, str) else "")
+
+
+def _set_prompt_hint(state: State, prompt: str) -> None:
+    hint = app().labels["template_prompt"].format(prompt=prompt) if prompt else ""
+    if state.prompt_hint != hint:
+        state.prompt_hint = hint
+
+
+def relabel(state: State) -> None:
+    """The tab's language changed: say again what this page shows in words (the open chat and
+    its settings stay)."""
+    state.settings_error = state.settings_note = state.chat_error = ""
+    _show_model(state)
+    state.chat_lov = []  # "New chat" titles are words too
+    refresh_chats(state)
+    _changed(state)  # the conversation's labels and footers are words too
 
 
 def _typed_text(payload: Any, bound: Any) -> str:
@@ -313,7 +428,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
 
     error = _start_reply(state, ask, question=text)
     if error:
-        notify(state, "warning" if error == app().labels["no_model"] else "error", error)
+        _show_error(state, error)
     else:
         state.draft = ""  # even if the bound value is behind: the input's change may follow
 
@@ -322,11 +437,11 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
 _MakeReply = Callable[[threading.Event, Callable[[int], None]], SavedReply]
 
 
-def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
+def _start_reply(state: State, make: _MakeReply, *, question: str) -> Exception | str:
     """Run a reply in this tab: the page's settings become the chat's, `make` stores what it
     must and returns the reply, a thread streams it to the tab's view. `question` goes back
     into the input if the model refuses it. Returns "" or why nothing was started (then
-    nothing was stored)."""
+    nothing was stored): the error, or words already in the tab's language."""
     ctx = app()
     tab = _tab(state)
     if tab.busy:
@@ -335,10 +450,8 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
     engine = _tab_engine(state)
     try:
         engine.prepare()  # a reopened chat's server: checks it still offers the model
-    except NoModelError:
-        return ctx.labels["no_model"]
-    except LocalChatError as exc:
-        return str(exc)
+    except LocalChatError as exc:  # no model, or a server that stopped offering it
+        return exc
     stop_event = threading.Event()
     ready = threading.Event()  # set once this handler has made its page changes
     _view(state)
@@ -358,7 +471,7 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
         session.chat_format = ctx.engines.format_choice(engine)
         reply = make(stop_event, on_queue)
     except (LocalChatError, ValueError) as exc:  # bad settings, input or id; the database
-        return str(exc)
+        return exc
     # The model starts on the prompt now, not after the page changes below: each Taipy
     # assignment is a websocket message and a re-render of the page in the browser. The
     # reply's end waits for `ready`.
@@ -388,6 +501,8 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> str:
         if state.offer_line or state.offer_label:
             state.offer_line = state.offer_label = ""
         refresh_chats(state)
+        if state.chat_error:
+            state.chat_error = ""
         state.busy = True
     finally:
         ready.set()
@@ -406,7 +521,7 @@ def _stream(
 ) -> None:
     """Worker thread: read the reply (which saves itself) and publish its text to the tab;
     the tab hears of its end once `_start_reply` has made its own changes (`ready`)."""
-    error = ""
+    error: Exception | str = ""  # worded in the tab (`_finish`): this thread has no language
     try:
         for _ in reply:
             live.publish(reply.text)
@@ -414,7 +529,7 @@ def _stream(
                 tab.queued = 0
                 invoke_callback(gui, state_id, _left_queue, [run])
     except Exception as exc:  # whatever happens, the tab must leave its busy state
-        error = str(exc) or type(exc).__name__
+        error = exc
     finally:
         live.publish(reply.text)
         live.end()
@@ -440,10 +555,13 @@ def _changed(state: State) -> None:
     state.view_version = int(state.view_version or 0) + 1
 
 
-def _finish(state: State, run: int, reply: SavedReply, question: str, error: str) -> None:
+def _finish(
+    state: State, run: int, reply: SavedReply, question: str, failure: Exception | str
+) -> None:
     tab = _tab(state)
     if tab.run_id != run:
         return
+    error = error_text(failure, app().labels) if failure else ""
     tab.cancel = None
     tab.reply_id = None
     tab.live_key = ""
@@ -458,7 +576,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         return
     refresh_chats(state)  # this chat is now the most recently active
     if error:
-        notify(state, "error", error)
+        state.chat_error = error
 
 
 def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -> None:
@@ -470,7 +588,7 @@ def _undo_send(state: State, question: str, error: str, *, chat_deleted: bool) -
         _tab(state).chat_log = None
         _show_chat_facts(state, None)
     refresh_chats(state)
-    notify(state, "error", error)
+    state.chat_error = error
 
 
 def stop(state: State) -> None:
@@ -505,9 +623,9 @@ def _act(state: State, action: ViewAction) -> str:
             _changed(state)
             return ""
     except (LocalChatError, ValueError) as exc:
-        return str(exc)
+        return error_text(exc, t)
     make = _reply_maker(log, action)
-    return _start_reply(state, make, question=action.text)
+    return error_text(_start_reply(state, make, question=action.text), t)
 
 
 def _own_branch(tab: _Tab) -> None:
@@ -567,12 +685,9 @@ def new_chat(state: State) -> None:
     """New chat button: an empty conversation, stored when its first message is sent."""
     _leave_chat(state)
     tab = _tab(state)
-    try:
-        tab.session = app().new_session(checked_system_prompt(state.system_prompt))
-    except LocalChatError as exc:  # a system prompt too long to keep
-        notify(state, "error", str(exc))
-        tab.session = app().new_session()
-        state.system_prompt = tab.session.system_prompt
+    tab.session = app().new_session()  # with the default system prompt, as every new chat
+    state.system_prompt = tab.session.system_prompt
+    state.chat_error = state.settings_error = state.settings_note = ""
     tab.chat_log = None
     tab.leaf_id = None
     _changed(state)
@@ -607,7 +722,7 @@ def _open_hit(state: State, chat_id: int, message_id: int) -> str:
         _open(state, chat_id)
     except (LocalChatError, ValueError) as exc:  # deleted meanwhile, or a made-up id
         refresh_chats(state)
-        return str(exc)
+        return error_text(exc, ctx.labels)
     refresh_chats(state)  # the list shows it selected
     return ""
 
@@ -795,6 +910,8 @@ def build_page() -> tgb.Page:
             tgb.text("{view_key}", id="view_key", class_name="lc-hidden")
             tgb.text("{view_version}", id="view_version", class_name="lc-hidden")
             tgb.text("{reply_status}", id="reply_status", class_name="lc-hidden")
+            with tgb.part(render="{chat_error != ''}", id="chat_error", class_name="lc-error"):
+                tgb.text("{chat_error}")
             # Enter sends, Shift+Enter starts a new line.
             tgb.input(
                 "{draft}",
@@ -811,7 +928,12 @@ def build_page() -> tgb.Page:
 
 
 def _settings_column(t: Any) -> None:
-    """The right column: the system prompt and the generation settings."""
+    """The right column: the system prompt (examples, the default for new chats, the one the
+    model's template adds) and every generation setting with a line on what it does.
+
+    Each field sends what is typed at once (`change_delay=0`; Taipy's default waits 300 ms,
+    and an Enter pressed meanwhile sent the message with the old value). What is wrong is
+    said under the fields, not in a toast over the message input."""
     with tgb.part(class_name="lc-sidebar"):
         tgb.input(
             "{system_prompt}",
@@ -820,8 +942,30 @@ def _settings_column(t: Any) -> None:
             lines_shown=5,
             id="system_prompt",
             class_name="fullwidth",
+            change_delay=0,
+            on_change=check_settings,
         )
+        with tgb.part(render="{prompt_hint != ''}", id="prompt_hint", class_name="lc-help"):
+            tgb.text("{prompt_hint}")
+        with tgb.layout("1fr auto", class_name="lc-prompt-tools"):
+            tgb.selector(
+                "{prompt_example}",
+                lov=[(name, t[f"preset_{name}"]) for name in PROMPT_EXAMPLES],
+                dropdown=True,
+                label=t["prompt_examples"],
+                on_change=use_example,
+                id="prompt_example",
+                class_name="fullwidth",
+            )
+            tgb.button(
+                t["default_prompt_save"], id="save_default_prompt", on_action=save_default_prompt
+            )
+        with tgb.part(render="{settings_note != ''}", id="settings_note", class_name="lc-help"):
+            tgb.text("{settings_note}")
+        with tgb.part(render="{settings_error != ''}", id="settings_error", class_name="lc-error"):
+            tgb.text("{settings_error}")
         with tgb.expandable(title=t["settings"], expanded=False, id="settings"):
+            tgb.text(t["settings_apply"], class_name="lc-help")
             # No min/max here: Taipy would silently keep the old value; the
             # library's check names the setting and its range instead.
             for name, step in _SETTINGS:
@@ -831,7 +975,10 @@ def _settings_column(t: Any) -> None:
                     step=step,
                     id=name,
                     class_name="fullwidth",
+                    change_delay=0,
+                    on_change=check_settings,
                 )
+                tgb.text(t[f"help_{name}"], class_name="lc-help", id=f"help_{name}")
 
 
 def _chat_list(t: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 import taipy.gui.builder as tgb
-from taipy.gui import Gui, State, notify
+from taipy.gui import Gui, State
 
 from llm.catalog import default_catalog
 from llm.errors import LocalChatError
@@ -40,6 +40,7 @@ from web.context import app
 from web.per_tab import PerTab
 
 from . import model_actions, refresh
+from .wording import coded_text, error_text
 
 SLOTS = 4  # downloads shown at once (unfinished first, then the latest finished)
 PUSHES_PER_SECOND = 4  # progress updates sent to the tabs while a download runs
@@ -66,6 +67,7 @@ dl_title: list[str] = [""] * SLOTS
 dl_pct: list[float] = [0.0] * SLOTS
 dl_line: list[str] = [""] * SLOTS
 dl_open: list[bool] = [False] * SLOTS
+dl_kind: list[str] = [""] * SLOTS  # "running", "failed", "ended" (done or cancelled), ""
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _lock = threading.Lock()
@@ -170,7 +172,7 @@ def hub_search(state: State, var_name: str = "", payload: dict[str, Any] | None 
             return
         found = search_models(query, limit=SEARCH_LIMIT)
     except LocalChatError as exc:
-        _fail(state, str(exc))
+        _fail(state, error_text(exc, app().labels))
         return
     t = app().labels
     state.hub_results = pd.DataFrame(
@@ -200,7 +202,7 @@ def hub_pick_repo(state: State, var_name: str, payload: dict[str, Any]) -> None:
     try:
         _show_files(state, ids[index])
     except LocalChatError as exc:
-        _fail(state, str(exc))
+        _fail(state, error_text(exc, app().labels))
 
 
 def _show_files(state: State, repo_id: str) -> None:
@@ -289,25 +291,64 @@ def hub_cancel_download(state: State, button_id: str, *_: Any) -> None:
         try:
             app().downloads.cancel(job_id)
         except HubError as exc:
-            notify(state, "error", str(exc))
+            _fail(state, error_text(exc, app().labels))
+
+
+def hub_retry_download(state: State, button_id: str, *_: Any) -> None:
+    """A failed slot's Retry button (`dl_retry_<slot>`): queue that download again."""
+    job_id = _slot_job(state, button_id)
+    if job_id:
+        try:
+            app().downloads.retry(job_id)
+        except HubError as exc:
+            _fail(state, error_text(exc, app().labels))
+
+
+def hub_dismiss_download(state: State, button_id: str, *_: Any) -> None:
+    """A finished slot's Dismiss button (`dl_dismiss_<slot>`): take it off the list."""
+    job_id = _slot_job(state, button_id)
+    if job_id and app().downloads.dismiss(job_id):
+        app().gui.broadcast_callback(_show_downloads, [False])  # type: ignore[union-attr]
+
+
+def _slot_job(state: State, button_id: str) -> str:
+    """The job a slot's button acts on: the slot is in the button's id, the job in what the
+    server showed this tab (a client can send any id)."""
+    try:
+        slot = int(str(button_id).rsplit("_", 1)[-1])
+        return _rows(state).downloads[slot] if slot >= 0 else ""
+    except (ValueError, IndexError):
+        return ""
 
 
 def _downloads_view() -> dict[str, list[Any]]:
-    """What the download slots show, for every tab alike (padded to SLOTS)."""
+    """What the download slots show (padded to SLOTS), in the current tab's language."""
     t = app().labels
     jobs = app().downloads.jobs()
     running = [j for j in jobs if not j.finished]
     finished = [j for j in jobs if j.finished][::-1]
     shown = (running + finished)[:SLOTS]
-    view: dict[str, list[Any]] = {"ids": [], "title": [], "pct": [], "line": [], "open": []}
+    view: dict[str, list[Any]] = {
+        "ids": [],
+        "title": [],
+        "pct": [],
+        "line": [],
+        "open": [],
+        "kind": [],
+    }
     for job in shown:
         view["ids"].append(job.job_id)
         view["title"].append(f"{job.file_name} · {job.repo_id}")
         view["pct"].append(round(job.percent, 1) if job.state != "done" else 100.0)
         view["line"].append(_progress_line(job, t))
         view["open"].append(not job.finished)
+        # running: Cancel and a bar; failed: Retry and Dismiss; done or cancelled: Dismiss
+        view["kind"].append(
+            "running" if not job.finished else "failed" if job.state == "failed" else "ended"
+        )
+    empties = (("ids", ""), ("title", ""), ("pct", 0.0), ("line", ""), ("open", False))
     for _ in range(SLOTS - len(shown)):
-        for key, empty in (("ids", ""), ("title", ""), ("pct", 0.0), ("line", ""), ("open", False)):
+        for key, empty in (*empties, ("kind", "")):
             view[key].append(empty)
     view["count"] = [len(shown)]
     return view
@@ -327,7 +368,8 @@ def _progress_line(job: DownloadProgress, t: Any) -> str:
             parts.append(t["dl_resumed"].format(size=human_size(job.resumed_from)))
         return " · ".join(parts)
     if job.state == "failed":
-        return t["dl_failed"].format(error=job.message or "?")
+        error = coded_text(job.error_code, {}, job.message or "?", t) if job.error_code else ""
+        return t["dl_failed"].format(error=error or job.message or "?")
     return t[f"dl_{job.state}"]
 
 
@@ -347,6 +389,7 @@ def _apply_downloads(state: State, view: dict[str, list[Any]]) -> None:
     state.dl_pct = view["pct"]
     state.dl_line = view["line"]
     state.dl_open = view["open"]
+    state.dl_kind = view["kind"]
     state.dl_count = view["count"][0]
 
 
@@ -361,11 +404,11 @@ def _on_progress(gui: Gui, progress: DownloadProgress) -> None:
         if not changed and now - _last_push < 1.0 / PUSHES_PER_SECOND:
             return
         _last_push = now
-    gui.broadcast_callback(_show_downloads, [_downloads_view(), progress.finished])
+    gui.broadcast_callback(_show_downloads, [progress.finished])
 
 
-def _show_downloads(state: State, view: dict[str, list[Any]], finished: bool) -> None:
-    _apply_downloads(state, view)
+def _show_downloads(state: State, finished: bool) -> None:
+    _apply_downloads(state, _downloads_view())  # in each tab: its language
     if finished:  # the disk's free space changed, and maybe a file's "in the folder" mark
         state.machine_line = _machine_line()
 
@@ -381,8 +424,7 @@ refresh.subscribe(refresh.MODELS, _models_changed)
 
 
 def _fail(state: State, message: str) -> None:
-    state.hub_error = message
-    notify(state, "error", message)
+    state.hub_error = message  # shown under the search box (a toast would cover the page)
 
 
 # --- layout -----------------------------------------------------------------------------------
@@ -464,14 +506,28 @@ def _download_rows(t: Any) -> None:
             with tgb.part(render=f"{{dl_count > {slot}}}", class_name="lc-download"):
                 with tgb.layout("1fr auto", class_name="lc-download-head"):
                     tgb.text(f"{{dl_title[{slot}]}}", class_name="lc-download-title")
-                    tgb.button(
-                        t["cancel"],
-                        id=f"dl_cancel_{slot}",
-                        on_action=hub_cancel_download,
-                        active=f"{{dl_open[{slot}]}}",
-                    )
-                tgb.progress(f"{{dl_pct[{slot}]}}", linear=True, id=f"dl_bar_{slot}")
-                tgb.text(f"{{dl_line[{slot}]}}", id=f"dl_line_{slot}", class_name="lc-dl-line")
+                    with tgb.part(class_name="lc-download-actions"):
+                        _slot_button(t["cancel"], "cancel", slot, "running", hub_cancel_download)
+                        _slot_button(t["dl_retry"], "retry", slot, "failed", hub_retry_download)
+                        with tgb.part(render=f"{{dl_kind[{slot}] != 'running'}}"):
+                            tgb.button(
+                                t["dl_dismiss"],
+                                id=f"dl_dismiss_{slot}",
+                                on_action=hub_dismiss_download,
+                            )
+                # A bar only while it runs (or once done): a failed one says why instead.
+                with tgb.part(render=f"{{dl_kind[{slot}] != 'failed'}}"):
+                    tgb.progress(f"{{dl_pct[{slot}]}}", linear=True, id=f"dl_bar_{slot}")
+                tgb.text(
+                    f"{{dl_line[{slot}]}}",
+                    id=f"dl_line_{slot}",
+                    class_name=f"lc-dl-line lc-dl-{{dl_kind[{slot}]}}",
+                )
+
+
+def _slot_button(label: str, action: str, slot: int, kind: str, on_action: Any) -> None:
+    with tgb.part(render=f"{{dl_kind[{slot}] == '{kind}'}}"):
+        tgb.button(label, id=f"dl_{action}_{slot}", on_action=on_action)
 
 
 def hub_fit_class(state: State, index: int, row: Any) -> str:

@@ -210,6 +210,76 @@ _EN = {
     "starter_failed": "The starter model could not be fetched: {error}",
     "starter_load_failed": "The starter model is in the models folder but did not load: {error}",
     "starter_not_needed": "The models folder has models already: choose one on the Models page.",
+    # language switch (pages/__init__.py)
+    "language": "Language",
+    "language_name": "English",
+    # errors in words (pages/wording.py): err_<code> of llm.errors, with the error's values
+    "err_out_of_range": "{field} must be between {min} and {max}",
+    "err_out_of_range_min_open": "{field} must be more than {min} and at most {max}",
+    "err_out_of_range_max_open": "{field} must be at least {min} and less than {max}",
+    "err_not_a_number": "{field} must be a number",
+    "err_too_long": "{field} is too long: {n} characters, at most {max}",
+    "err_hub_unreachable": "Hugging Face can't be reached — local models still work",
+    "err_hub_offline": (
+        "Offline mode (HF_HUB_OFFLINE is set): Hugging Face is not contacted — local models "
+        "still work"
+    ),
+    "err_no_model": "No model is loaded. Choose one on the Models page.",
+    "err_chat_not_found": "This chat no longer exists (deleted in another tab?)",
+    "err_error": "{detail}",
+    "err_config": "{detail}",
+    "err_model_file": "{detail}",
+    "err_model_not_found": "{detail}",
+    "err_not_enough_memory": "{detail}",
+    "err_prompt": "{detail}",
+    "err_engine": "{detail}",
+    "err_storage": "{detail}",
+    "err_chat_import": "{detail}",
+    "err_backend": "{detail}",
+    "err_backend_unreachable": "{detail}",
+    "err_backend_auth": "{detail}",
+    "err_backend_model_not_found": "{detail}",
+    "err_backend_stream": "{detail}",
+    "err_hub": "{detail}",
+    "err_hub_not_found": "{detail}",
+    "err_hub_access": "{detail}",
+    "err_hub_network": "{detail}",
+    "err_disk_full": "{detail}",
+    "err_checksum": "{detail}",
+    "err_download_cancelled": "The download was cancelled",
+    "err_unsafe_file_name": "{detail}",
+    "field_message": "The message",
+    # chat page: every generation setting, with one line on what it does
+    "min_p": "Min-p",
+    "seed": "Seed",
+    "help_temperature": "Higher gives more varied replies; 0 always takes the likeliest word.",
+    "help_top_p": "Picks only among the likeliest words that together reach this share.",
+    "help_top_k": "Picks only among this many likeliest words (0: no limit).",
+    "help_min_p": "Leaves out words less likely than this share of the likeliest one.",
+    "help_repeat_penalty": "Above 1 makes repeating the same words less likely.",
+    "help_max_tokens": "The longest a reply may get, in tokens (about ¾ of a word each).",
+    "help_seed": "The same seed and settings give the same reply; -1 is new every time.",
+    "settings_apply": "Settings apply to the next message.",
+    # chat page: the default system prompt of new chats
+    "default_prompt_save": "Use for new chats",
+    "default_prompt_saved": "New chats start with this system prompt.",
+    "default_prompt_cleared": "New chats start with no system prompt.",
+    "prompt_examples": "Example prompts",
+    "preset_geography": "Geography expert",
+    "preset_geography_text": (
+        "You are a geography expert and assist users by answering their questions"
+    ),
+    "preset_concise": "Short answers",
+    "preset_concise_text": "Answer in at most three sentences, in plain words.",
+    "template_prompt": "With no system prompt, this model's template adds its own: “{prompt}”",
+    # downloads: a failed row
+    "dl_retry": "Retry",
+    "dl_dismiss": "Dismiss",
+    # under the message box (web/static/message-limit.js fills in {n})
+    "message_too_long": (
+        "the message is too long: it would have {n} characters, and a message can have at "
+        "most {max}"
+    ),
 }
 
 _KO = {
@@ -402,6 +472,71 @@ _KO = {
     "starter_failed": "시작용 모델을 받지 못했습니다: {error}",
     "starter_load_failed": "시작용 모델은 모델 폴더에 있지만 불러오지 못했습니다: {error}",
     "starter_not_needed": "모델 폴더에 이미 모델이 있습니다. 모델 페이지에서 선택하세요.",
+    "language": "언어",
+    "language_name": "한국어",
+    "err_out_of_range": "{field} 값은 {min}에서 {max} 사이여야 합니다",
+    "err_out_of_range_min_open": "{field} 값은 {min}보다 크고 {max} 이하여야 합니다",
+    "err_out_of_range_max_open": "{field} 값은 {min} 이상이고 {max}보다 작아야 합니다",
+    "err_not_a_number": "{field} 값은 숫자여야 합니다",
+    "err_too_long": "{field}이(가) 너무 깁니다: {n}자 (최대 {max}자)",
+    "err_hub_unreachable": (
+        "Hugging Face에 연결할 수 없습니다 — 이 컴퓨터의 모델은 그대로 쓸 수 있습니다"
+    ),
+    "err_hub_offline": (
+        "오프라인 모드(HF_HUB_OFFLINE 설정됨): Hugging Face에 연결하지 않습니다 — 이 컴퓨터의 "
+        "모델은 그대로 쓸 수 있습니다"
+    ),
+    "err_no_model": "불러온 모델이 없습니다. 모델 페이지에서 선택하세요.",
+    "err_chat_not_found": "이 대화는 더 이상 없습니다 (다른 탭에서 삭제했나요?)",
+    "err_error": "오류가 났습니다 ({detail})",
+    "err_config": "설정 값이 올바르지 않습니다 ({detail})",
+    "err_model_file": "모델 파일을 쓸 수 없습니다 ({detail})",
+    "err_model_not_found": "모델 폴더에 그 모델이 없습니다 ({detail})",
+    "err_not_enough_memory": "이 모델에 필요한 메모리가 부족합니다 ({detail})",
+    "err_prompt": "이 대화로 프롬프트를 만들 수 없습니다 ({detail})",
+    "err_engine": "모델을 실행하지 못했습니다 ({detail})",
+    "err_storage": "대화 저장소를 쓸 수 없습니다 ({detail})",
+    "err_chat_import": "LocalChat 대화 내보내기 파일이 아닙니다 ({detail})",
+    "err_backend": "서버가 요청을 거절했습니다 ({detail})",
+    "err_backend_unreachable": "서버에 연결할 수 없습니다 ({detail})",
+    "err_backend_auth": "서버가 API 키를 거절했습니다 ({detail})",
+    "err_backend_model_not_found": "서버에 그 모델이 없습니다 ({detail})",
+    "err_backend_stream": "서버가 답변 도중 끊겼습니다 ({detail})",
+    "err_hub": "Hugging Face에서 받지 못했습니다 ({detail})",
+    "err_hub_not_found": "Hugging Face에서 찾을 수 없습니다 ({detail})",
+    "err_hub_access": "이 모델에 접근할 수 없습니다 ({detail})",
+    "err_hub_network": "Hugging Face 연결에 문제가 있습니다 ({detail})",
+    "err_disk_full": "디스크 공간이 부족합니다 ({detail})",
+    "err_checksum": "받은 파일의 체크섬이 맞지 않아 지웠습니다 ({detail})",
+    "err_download_cancelled": "다운로드를 취소했습니다",
+    "err_unsafe_file_name": "안전하지 않은 파일 이름이라 거절했습니다 ({detail})",
+    "field_message": "메시지",
+    "min_p": "Min-p",
+    "seed": "시드",
+    "help_temperature": "높을수록 다양하게 답하고, 0이면 늘 가장 그럴듯한 단어를 고릅니다.",
+    "help_top_p": "합쳐서 이 비율이 되는 가장 그럴듯한 단어들 중에서만 고릅니다.",
+    "help_top_k": "가장 그럴듯한 단어 이 개수 중에서만 고릅니다 (0: 제한 없음).",
+    "help_min_p": "가장 그럴듯한 단어의 이 비율보다 가능성이 낮은 단어는 뺍니다.",
+    "help_repeat_penalty": "1보다 크면 같은 말을 되풀이할 가능성이 줄어듭니다.",
+    "help_max_tokens": "답변의 최대 길이(토큰 수)입니다.",
+    "help_seed": "시드와 설정이 같으면 같은 답이 나옵니다. -1이면 매번 새로 정합니다.",
+    "settings_apply": "설정은 다음 메시지부터 적용됩니다.",
+    "default_prompt_save": "새 대화에 사용",
+    "default_prompt_saved": "새 대화는 이 시스템 프롬프트로 시작합니다.",
+    "default_prompt_cleared": "새 대화는 시스템 프롬프트 없이 시작합니다.",
+    "prompt_examples": "예시 프롬프트",
+    "preset_geography": "지리 전문가",
+    "preset_geography_text": "당신은 지리 전문가이며 사용자의 질문에 답하여 돕습니다",
+    "preset_concise": "짧은 답변",
+    "preset_concise_text": "세 문장 이내로, 쉬운 말로 답하세요.",
+    "template_prompt": (
+        "시스템 프롬프트가 비어 있으면 이 모델의 템플릿이 자체 프롬프트를 넣습니다: “{prompt}”"
+    ),
+    "dl_retry": "다시 시도",
+    "dl_dismiss": "닫기",
+    "message_too_long": (
+        "메시지가 너무 깁니다: {n}자가 되며, 메시지는 최대 {max}자까지 쓸 수 있습니다"
+    ),
 }
 
 _LABELS = {"en": _EN, "ko": _KO}

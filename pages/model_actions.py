@@ -21,6 +21,7 @@ from llm.model_files import resolve_model
 from web.context import app, in_background
 
 from . import refresh
+from .wording import coded_text
 
 # --- loading ----------------------------------------------------------------------------------
 
@@ -101,5 +102,5 @@ def _tell_owner(state: State, progress: DownloadProgress) -> None:
     if progress.state == "done":
         refresh.publish(state, refresh.MODEL_ADDED, progress.file_name)
         notify(state, "success", t["download_done"].format(file=progress.file_name))
-    elif progress.state == "failed":
-        notify(state, "error", progress.message)
+    elif progress.state == "failed":  # the row says it too, with Retry and Dismiss
+        notify(state, "error", coded_text(progress.error_code, {}, progress.message, t))

@@ -17,6 +17,7 @@ The "Get models" page (pages/downloads.py) and, for an empty folder, the first-m
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -180,20 +181,22 @@ def _show_format(state: State, entries: list[ModelEntry] | None = None) -> None:
     # A model's own template is code from its file and may take up to the sandbox's time
     # limit: rendered in a thread, never on the way to showing the page.
     state.prompt_preview = t["preview_rendering"]
-    in_background(state, f"{name}\n{choice}", lambda: _preview(choice, info), _preview_done)
+    words = dict(t)  # the tab's language, read here: the thread has no tab
+    in_background(state, f"{name}\n{choice}", lambda: _preview(choice, info, words), _preview_done)
 
 
-def _preview(choice: str, info: Any) -> str:
-    """The exact prompt `choice` gives for a short sample conversation (with any warning)."""
+def _preview(choice: str, info: Any, t: Mapping[str, str]) -> str:
+    """The exact prompt `choice` gives for a short sample conversation (with any warning), the
+    sample in the labels' language."""
     ctx = app()
-    t = ctx.labels
+    system_prompt = ctx.default_system_prompt()
     sample = [
-        {"role": "system", "content": ctx.config.system_prompt},
+        {"role": "system", "content": system_prompt},
         {"role": "user", "content": t["sample_question"]},
         {"role": "assistant", "content": t["sample_answer"]},
         {"role": "user", "content": t["sample_follow_up"]},
     ]
-    if not ctx.config.system_prompt:
+    if not system_prompt:  # the template may add its own (SmolLM2's does): the preview shows it
         sample = sample[1:]
     try:
         fmt = choose_format(choice, info)

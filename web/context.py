@@ -40,6 +40,10 @@ class AppContext:
     # Downloads from the Hub into the models folder, one at a time, for every tab.
     downloads: DownloadQueue = field(init=False)
     gui: Gui | None = None  # set once the pages are made, for pushes from other threads
+    # How a page words an error in a language's labels (the pages install theirs).
+    describe_error: Callable[[BaseException, Mapping[str, str]], str] = field(
+        default=lambda error, labels: str(error) or type(error).__name__
+    )
 
     def __post_init__(self) -> None:
         self.downloads = DownloadQueue(self.config.models_dir)
@@ -55,12 +59,18 @@ class AppContext:
             return str(exc)
         return self.labels["format_gguf"] if fmt.name == "gguf" else fmt.name
 
+    def default_system_prompt(self) -> str:
+        """The system prompt new chats start with: the one chosen in the page, else
+        config.toml's (which ships empty)."""
+        chosen = self.prefs.system_prompt()
+        return self.config.system_prompt if chosen is None else chosen
+
     def new_session(self, system_prompt: str | None = None) -> ChatSession:
         """A fresh conversation with the configured settings, where new chats go."""
         return ChatSession(
             self.engines.active,
             chat_format=self.config.chat_format,
-            system_prompt=self.config.system_prompt if system_prompt is None else system_prompt,
+            system_prompt=self.default_system_prompt() if system_prompt is None else system_prompt,
             params=self.config.sampling,
         )
 
@@ -77,15 +87,18 @@ def in_background(
 ) -> None:
     """Run `work` in a thread (it may wait seconds: a model loading, a server answering), then
     call `on_done(state, name, error, result)` in the same tab (a module-level function of
-    the page, so it sees the page's variables); `error` is "" on success."""
+    the page, so it sees the page's variables); `error` is "" on success, else the error in
+    the tab's words."""
     gui, state_id = state.get_gui(), get_state_id(state)
+    ctx = app()
+    labels = dict(ctx.labels)  # the tab's language, read here: the thread has no tab
 
     def run() -> None:
         error, result = "", None
         try:
             result = work()
         except Exception as exc:  # whatever happens, the page must leave its busy state
-            error = str(exc) or type(exc).__name__
+            error = ctx.describe_error(exc, labels)
         invoke_callback(gui, state_id, on_done, [name, error, result])
 
     threading.Thread(target=run, name=f"background {name}", daemon=True).start()

@@ -21,6 +21,8 @@ from flask import Flask, Response, send_from_directory
 
 from llm.session import MAX_MESSAGE_CHARS
 
+from .context import app
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ROUTE = "/lc-static"
 CLIENT_ID_KEY = "TaipyClientId"
@@ -35,17 +37,28 @@ def _tag(name: str, *, defer: bool = False, **data: object) -> str:
     return f'<script src="{ROUTE}/{name}"{" defer" if defer else ""}{attributes}></script>'
 
 
-SCRIPTS = "".join(
-    [
-        _tag("per-tab-state.js", key=CLIENT_ID_KEY),
-        _tag("refocus-input.js"),
-        _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=_TOO_LONG),
-        f'<link rel="stylesheet" href="{ROUTE}/vendor/highlight-dark.min.css">',
-        _tag("vendor/markdown-it.min.js", defer=True),
-        _tag("vendor/highlight.min.js", defer=True),
-        _tag("conversation.js", defer=True),
-    ]
-)
+def scripts(too_long: str = _TOO_LONG) -> str:
+    """The script tags, the over-long message's line in the page's language."""
+    return "".join(
+        [
+            _tag("per-tab-state.js", key=CLIENT_ID_KEY),
+            _tag("refocus-input.js"),
+            _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=too_long),
+            f'<link rel="stylesheet" href="{ROUTE}/vendor/highlight-dark.min.css">',
+            _tag("vendor/markdown-it.min.js", defer=True),
+            _tag("vendor/highlight.min.js", defer=True),
+            _tag("conversation.js", defer=True),
+        ]
+    )
+
+
+def _too_long_words() -> str:
+    """The over-long message's line in the language of the browser asking (its cookie)."""
+    try:
+        words = app().labels.get("message_too_long")
+    except RuntimeError:  # no app context installed (a bare server)
+        words = None
+    return words.replace("{max}", f"{MAX_MESSAGE_CHARS:,}") if words else _TOO_LONG
 
 
 def add_page_scripts(flask_app: Flask) -> None:
@@ -63,6 +76,7 @@ def add_page_scripts(flask_app: Flask) -> None:
         if response.mimetype != "text/html" or response.direct_passthrough:
             return response
         page = response.get_data(as_text=True)
-        if "<head>" in page and SCRIPTS not in page:
-            response.set_data(page.replace("<head>", "<head>" + SCRIPTS, 1))
+        tags = scripts(_too_long_words())
+        if "<head>" in page and tags not in page:
+            response.set_data(page.replace("<head>", "<head>" + tags, 1))
         return response

@@ -35,10 +35,13 @@ from ..errors import (
     HubNetworkError,
     HubNotFoundError,
     HubOfflineError,
+    HubUnreachableError,
 )
+from .connection import HubUnreachable, use_fail_fast_client
 from .names import check_repo_id, parse_quantization, split_part
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+UNREACHABLE = "Hugging Face can't be reached — local models still work"
 MAX_QUERY_CHARS = 200
 
 
@@ -188,6 +191,7 @@ def hub_call(
         )
     # huggingface_hub reads HF_HUB_OFFLINE once, at import; follow the environment as it is now.
     constants.HF_HUB_OFFLINE = False
+    use_fail_fast_client()  # no connection: said in seconds, without five retries
     try:
         yield
     except HubError:
@@ -243,6 +247,13 @@ def _translate(
         if status >= 500:
             return HubNetworkError(f"the Hub answered with error {status}; try again later")
         return HubError(f"the Hub answered with error {status} for {repo_id or where}")
+    if isinstance(exc, HubUnreachable):
+        return HubUnreachableError(
+            f"{UNREACHABLE} (cannot reach {where}: {exc}; check the network connection or "
+            "HF_ENDPOINT)",
+            endpoint=where,
+            reason=str(exc),
+        )
     if isinstance(exc, httpx2.TransportError):
         reason = str(exc) or type(exc).__name__
         return HubNetworkError(

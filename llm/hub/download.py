@@ -233,18 +233,18 @@ def download_model(
         transfer.emit("cancelled", force=True, message=str(exc))
         raise
     except HubError as exc:
-        transfer.emit("failed", force=True, message=str(exc))
+        transfer.emit("failed", force=True, message=str(exc), error_code=exc.code)
         raise
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             message = f"cannot write {local_name} in {folder}: {exc.strerror or exc}"
-            transfer.emit("failed", force=True, message=message)
+            transfer.emit("failed", force=True, message=message, error_code=HubError.code)
             raise HubError(message) from exc
         message = (
             f"the disk is full: {local_name} stopped at {human_size(transfer.done)} of "
             f"{human_size(transfer.total)}; free some space and download again to resume"
         )
-        transfer.emit("failed", force=True, message=message)
+        transfer.emit("failed", force=True, message=message, error_code=DiskFullError.code)
         raise DiskFullError(message) from exc
     transfer.emit("done", force=True, message="checksum verified", path=str(path))
     return path

@@ -118,6 +118,27 @@ class DownloadQueue:
         job.finished.wait(timeout)
         return job.progress
 
+    def retry(self, job_id: str) -> str:
+        """Queue a failed or cancelled download again (it resumes from its partial file, if
+        one was kept); returns the new job's id. The old one leaves the list."""
+        job = self._job(job_id)
+        with self._lock:
+            if not job.progress.finished or job.progress.state == "done":
+                raise HubError(f"the download of {job.file_name} has not failed")
+        new_id = self.add(job.repo_id, job.file_name, revision=job.revision)
+        with self._lock:
+            self._jobs.pop(job_id, None)
+        return new_id
+
+    def dismiss(self, job_id: str) -> bool:
+        """Take a finished download off the list; False if it is still running (or gone)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.progress.finished:
+                return False
+            del self._jobs[job_id]
+            return True
+
     def clear_finished(self) -> None:
         with self._lock:
             self._jobs = {k: j for k, j in self._jobs.items() if not j.progress.finished}

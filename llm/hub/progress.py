@@ -43,6 +43,7 @@ class DownloadProgress:
     resumed_from: int = 0  # bytes that were already on disk when this run started
     message: str = ""
     path: str = ""
+    error_code: str = ""  # the failure's LocalChatError code, for the pages' words
 
     @property
     def percent(self) -> float:
@@ -104,7 +105,7 @@ class Transfer:
         (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
         return (b1 - b0) / (t1 - t0) if t1 - t0 >= 0.2 else 0.0
 
-    def snapshot(self, message: str = "", path: str = "") -> DownloadProgress:
+    def snapshot(self, message: str = "", path: str = "", error_code: str = "") -> DownloadProgress:
         rate = self.speed() if self.state == "downloading" else 0.0
         left = max(self.total - self.done, 0)
         return DownloadProgress(
@@ -119,9 +120,18 @@ class Transfer:
             resumed_from=self.resumed_from,
             message=message,
             path=path,
+            error_code=error_code,
         )
 
-    def emit(self, state: str, *, force: bool = False, message: str = "", path: str = "") -> None:
+    def emit(
+        self,
+        state: str,
+        *,
+        force: bool = False,
+        message: str = "",
+        path: str = "",
+        error_code: str = "",
+    ) -> None:
         now = time.monotonic()
         if state == self.state and not force and now - self._last_emit < PROGRESS_INTERVAL:
             return
@@ -129,7 +139,7 @@ class Transfer:
         if self.on_progress is None:
             return
         try:
-            self.on_progress(self.snapshot(message, path))
+            self.on_progress(self.snapshot(message, path, error_code))
         except Exception:  # a broken listener must not break the download
             log.exception("download progress callback failed")
 

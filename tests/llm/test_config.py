@@ -15,7 +15,7 @@ def test_project_config_loads_with_expected_defaults() -> None:
     assert config.host == "127.0.0.1" and config.port == 5000
     assert config.models_dir == DEFAULT_CONFIG_PATH.parent / "models"
     assert config.sampling.max_tokens == 512 and config.n_batch == 512
-    assert config.system_prompt.startswith("You are a geography expert")
+    assert config.system_prompt == ""  # no system prompt of LocalChat's own
 
 
 @pytest.mark.parametrize(

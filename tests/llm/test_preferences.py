@@ -74,3 +74,20 @@ def test_data_dir_comes_from_the_environment(
     assert load_config().data_dir == (tmp_path / "mine").resolve()
     monkeypatch.delenv("LOCALCHAT_DATA_DIR")
     assert load_config().data_dir.name == "data"
+
+
+def test_the_default_system_prompt_is_remembered_and_can_be_forgotten(tmp_path: Path) -> None:
+    prefs = Preferences.in_folder(tmp_path)
+    assert prefs.system_prompt() is None  # none chosen: config.toml's applies
+    prefs.set_chat_format("a.gguf", "chatml")
+    prefs.set_system_prompt("Answer in French.")
+    again = Preferences.in_folder(tmp_path)
+    assert again.system_prompt() == "Answer in French."
+    assert again.chat_format("a.gguf") == "chatml"  # the other choices stay
+    again.set_system_prompt("")  # "no system prompt" is a choice too
+    assert Preferences.in_folder(tmp_path).system_prompt() == ""
+    again.set_system_prompt(None)
+    assert Preferences.in_folder(tmp_path).system_prompt() is None
+    with pytest.raises(ConfigError, match="too long"):
+        again.set_system_prompt("x" * 1_000_001)
+    assert Preferences.in_folder(tmp_path).system_prompt() is None

@@ -7,9 +7,18 @@ import time
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from support.replies import SMOLLM2_SYSTEM, SMOLLM2_TEMPLATE
 
 from llm.errors import PromptError
-from llm.prompts import FORMATS, ChatFormat, format_from_gguf, render_prompt, validate_messages
+from llm.prompts import (
+    FORMATS,
+    ChatFormat,
+    format_from_gguf,
+    get_format,
+    render_prompt,
+    template_system_prompt,
+    validate_messages,
+)
 
 # The chat templates as published in each model's tokenizer_config.json (JSON-escaped there).
 OFFICIAL = {
@@ -229,3 +238,11 @@ def test_a_gguf_template_renders_in_its_helper_exactly_as_in_process() -> None:
     here = render_segments(template, "<s>", "</s>", messages)
     assert [(s.text, s.is_content) for s in rendered.segments] == here
     assert took < 0.05
+
+
+def test_a_template_s_own_default_system_prompt_is_found() -> None:
+    # SmolLM2's ChatML template writes its own system prompt when the chat has none.
+    fmt = format_from_gguf(SMOLLM2_TEMPLATE, "<|im_start|>", "<|im_end|>")
+    assert template_system_prompt(fmt) == SMOLLM2_SYSTEM
+    for name in ("chatml", "zephyr", "llama-3", "mistral-instruct"):  # LocalChat's add none
+        assert template_system_prompt(get_format(name)) == "", name

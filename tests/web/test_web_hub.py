@@ -220,8 +220,48 @@ def test_hub_errors_are_one_line(app: RunningApp, hub: HubServer, browser: Brows
         expect(page.locator("#dl_line_0")).to_contain_text("% ·", timeout=10_000)
         page.locator("#dl_cancel_0").click()
         expect(page.locator("#dl_line_0")).to_have_text("cancelled")
-        expect(page.locator("#dl_cancel_0")).to_be_disabled()
+        expect(page.locator("#dl_cancel_0")).to_have_count(0)  # no greyed button left behind
         assert not [p.name for p in app.models_dir.iterdir() if p.name.startswith("medium")]
+        page.locator("#dl_dismiss_0").click()
+        expect(page.locator("#dl_line_0")).not_to_have_text("cancelled")
+    finally:
+        page.close()
+
+
+def test_a_failed_download_offers_retry_and_dismiss(
+    app: RunningApp, hub: HubServer, browser: Browser, request: pytest.FixtureRequest
+) -> None:
+    hub.reset()
+    hub.switches.corrupt.add(SMALL)  # its checksum fails: the download fails
+    page = open_page(browser, app.url + "models")
+    try:
+        # Earlier tests' finished rows, dismissed as a user would: only this test's row stays.
+        deadline = time.monotonic() + 30
+        while page.locator("#downloads").count() and time.monotonic() < deadline:
+            if page.locator("#dl_dismiss_0").is_visible():
+                page.locator("#dl_dismiss_0").click()
+            page.wait_for_timeout(200)
+        expect(page.locator("#downloads")).to_have_count(0)
+        (app.models_dir / SMALL).unlink(missing_ok=True)
+        page.locator("#hub_query").fill(REPO)
+        page.locator("#hub_query").press("Enter")
+        page.locator("#hub_files").get_by_text(SMALL, exact=True).click()
+        page.locator("#hub_download").click()
+        line = page.locator("#dl_line_0")
+        expect(line).to_contain_text("failed: ", timeout=30_000)
+        expect(line).to_contain_text("checksum")
+        # A failed row says why, with Retry and Dismiss: no bar, no greyed Cancel.
+        expect(page.locator("#dl_bar_0")).to_have_count(0)
+        expect(page.locator("#dl_cancel_0")).to_have_count(0)
+        expect(page.locator("#dl_retry_0")).to_be_enabled()
+        page.locator("#downloads").scroll_into_view_if_needed()
+        page.screenshot(path=screenshots_dir(request) / "download-failed.png")
+        hub.switches.corrupt.clear()
+        page.locator("#dl_retry_0").click()
+        expect(line).to_have_text("done: checksum verified", timeout=30_000)
+        assert (app.models_dir / SMALL).exists()
+        page.locator("#dl_dismiss_0").click()
+        expect(page.locator("#downloads")).to_have_count(0)  # the row is gone
     finally:
         page.close()
 

@@ -83,7 +83,7 @@ def test_a_missing_default_model_is_reported_and_the_app_starts(
     page.screenshot(path=screenshots_dir(request) / "chat-no-model-ko.png")
     # Sending without a model says why and adds nothing.
     send_message(page, "안녕하세요")
-    expect(notifications(page).filter(has_text=KO["no_model"])).to_be_visible()
+    expect(page.locator("#chat_error")).to_have_text(KO["err_no_model"])
     expect(bubbles(page, "sent")).to_have_count(0)
     page.locator("#open_models").click()
     expect(page).to_have_url(re.compile(r"/models$"))
