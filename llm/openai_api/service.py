@@ -122,6 +122,9 @@ class _Generation:
                 self.completion_tokens = figures.get("completion_tokens", 0)
                 if self._remote and figures.get("prompt_tokens"):
                     self.prompt_tokens = figures["prompt_tokens"]  # the server's own count
+                # Free the worker for the next request now, not once the last chunks are
+                # written to this client.
+                self.close()
                 return
 
     @property
