@@ -125,6 +125,26 @@ def test_stop_strings_end_the_reply_and_are_not_in_it(scripted: OpenAIService) -
     assert short["usage"]["completion_tokens"] == 2
 
 
+def test_a_long_conversation_is_trimmed_as_the_page_trims_it(scripted: OpenAIService) -> None:
+    turn = "A question about rivers and mountains. " * 12
+    history = []
+    for _ in range(12):
+        history += [{"role": "user", "content": turn}, {"role": "assistant", "content": REPLY}]
+    page = _page_session(scripted, history)
+    page.params = page.params.replace(max_tokens=32)
+    reply = page.ask("Last one?")
+    text = "".join(reply)
+    assert reply.figures.dropped_turns > 0  # the context (1024) could not hold it all
+    body = {
+        "messages": [{"role": "system", "content": SYSTEM}, *history,
+                     {"role": "user", "content": "Last one?"}],
+        "max_tokens": 32,
+    }  # fmt: skip
+    answer = scripted.chat(parse_chat(body), threading.Event())
+    assert answer["choices"][0]["message"]["content"] == text
+    assert answer["usage"]["prompt_tokens"] == reply.figures.prompt_tokens < 1024 - 32
+
+
 def test_the_stream_ends_with_usage_and_done(scripted: OpenAIService) -> None:
     body = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
     events = list(scripted.chat(parse_chat(body), threading.Event()))

@@ -18,7 +18,7 @@ import httpx2
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
-from support.browser import RunningApp, running_app
+from support.browser import RunningApp, run_main, running_app
 from support.commands import run_llm
 from support.replies import REPLY
 
@@ -323,6 +323,33 @@ def test_a_second_localchat_chats_through_this_one(
     assert follow.stdout == REPLY + "\n"
     # The first LocalChat's server counted the tokens: its usage reached the second one.
     assert " 7 tokens" in follow.stderr
+
+    # A second LocalChat serving the API itself offers the first one's models as BACKEND/MODEL
+    # and answers through it.
+    second_toml = config.read_text() + CONFIG
+    with running_app(
+        tmp_path / "second",
+        tmp_path / "no-models",
+        config_toml=second_toml,
+        args=("--api", "--no-pages"),
+    ) as second:
+        client = _client(second)
+        ids = [m.id for m in client.models.list().data]
+        assert ids == [f"first/{LOADED}", "first/chatml-scripted.gguf"]
+        answer = client.chat.completions.create(model=f"first/{LOADED}", messages=HI, stop=["."])
+        assert answer.choices[0].message.content == REPLY[:-1]
+        assert answer.model == f"first/{LOADED}"
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="first/missing.gguf", messages=HI)
+        assert "has no model 'missing.gguf'" in caught.value.body["message"]
+
+
+def test_no_pages_needs_the_api(tmp_path: Path, project_env: dict[str, str]) -> None:
+    done = run_main(["--no-pages", "--port", "1"], project_env, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --no-pages serves only the API: add --api (or [api] enabled = true)"
+    )
 
 
 def test_urllib_sees_server_sent_events_as_they_come(app: RunningApp) -> None:
