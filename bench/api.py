@@ -59,8 +59,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def stream_sse(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One streamed chat completion: when each text arrived, the text, how it ended."""
+def stream_sse(
+    url: str, body: dict[str, Any], record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One streamed chat completion: when each text arrived, the text, how it ended. `record`
+    gets "first" as soon as the first text arrives (others wait for it)."""
     started = time.time()
     times: list[float] = []
     text, finish, usage = "", "", None
@@ -76,6 +79,8 @@ def stream_sse(url: str, body: dict[str, Any]) -> dict[str, Any]:
                 if piece:
                     times.append(time.time())
                     text += piece
+                    if record is not None and "first" not in record:
+                        record["first"] = times[0]
                 finish = choice.get("finish_reason") or finish
     tokens = (usage or {}).get("completion_tokens") or (
         body["max_tokens"] if finish == "length" else len(times)
@@ -222,7 +227,7 @@ def measure_fairness(
                 requests.append(record)
                 body = {**_body(settings, question(i, 900 + i), settings.seed_for(i))}
                 thread = threading.Thread(
-                    target=lambda r=record, b=body: r.update(stream_sse(api_url, b))
+                    target=lambda r=record, b=body: r.update(stream_sse(api_url, b, r))
                 )
                 thread.start()
                 threads.append(thread)
@@ -280,7 +285,8 @@ def _tab_reply(page: Any, offset: float, since: float, until: float | None) -> t
     samples = [
         s["at"] - offset
         for s in page.evaluate("window.lcTimes")
-        if s["text"] and not s["text"].startswith("waiting")
+        # Not the placeholders shown before the first token: "…" and "waiting — N ahead".
+        if s["text"] not in ("", "…") and not s["text"].startswith("waiting")
         and s["at"] - offset >= since and (until is None or s["at"] - offset < until)
     ]  # fmt: skip
     return (samples[0], samples[-1]) if samples else (0.0, 0.0)
@@ -325,7 +331,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| fairness: request | who | behind | waited in the queue | worker start after the one "
-        "ahead ended (s) | first text seen after the last one ahead (s) |",
+        "ahead ended (s) | its first text at the client after the last one ahead (s), with its "
+        "prompt's evaluation |",
         "|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(result["fairness"]):
