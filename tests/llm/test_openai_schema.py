@@ -225,3 +225,27 @@ def test_embeddings() -> None:
         ({"input": "x", "model": ["wordllama"]}, "model"),
     ]:
         assert _refused(parse_embedding, body).param == param, body
+
+
+def test_the_api_settings_in_config_toml() -> None:
+    from llm.config import config_from_dict
+    from llm.errors import ConfigError
+
+    config = config_from_dict(
+        {"api": {"enabled": True, "cors_origins": ["http://localhost:3000", "https://[::1]:8443"]}}
+    )
+    assert config.api_enabled and config.api_cors_origins == (
+        "http://localhost:3000",
+        "https://[::1]:8443",
+    )
+    assert not config_from_dict({}).api_enabled
+    for origins, says in [
+        (["http://x.example/path"], "is not an origin"),
+        (["localhost:3000"], "is not an origin"),
+        (["*"], "is not an origin"),
+        ("http://a", "must be a list of strings"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            config_from_dict({"api": {"cors_origins": origins}})
+    with pytest.raises(ConfigError, match="must be true or false"):
+        config_from_dict({"api": {"enabled": "yes"}})

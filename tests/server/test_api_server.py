@@ -383,3 +383,39 @@ def test_requests_at_once_are_answered_in_arrival_order(app: RunningApp) -> None
     for thread in threads:
         thread.join(timeout=60)
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_the_real_model_through_openai_and_langchain(real_model: Path, tmp_path: Path) -> None:
+    """The starter model at temperature 0: a fact from the system prompt comes back through
+    the API, the same from the openai client and from LangChain, streamed or not."""
+    config = "[inference]\nn_ctx = 2048\nn_threads = 1\ntemperature = 0.0\nseed = 42\n"
+    args = ("--api", "--no-pages", "--model", real_model.name)
+    with running_app(tmp_path, real_model.parent, config_toml=config, args=args) as app:
+        messages = [
+            {"role": "system", "content": "The project codename is BLUEHERON."},
+            {"role": "user", "content": "What is the project codename?"},
+        ]
+        client = _client(app)
+        answer = client.chat.completions.create(
+            model=real_model.name, messages=messages, max_tokens=48
+        )
+        text = answer.choices[0].message.content
+        assert "BLUEHERON" in text
+        streamed = client.chat.completions.create(
+            model=real_model.name, messages=messages, max_tokens=48, stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+        chat = ChatOpenAI(
+            model=real_model.name,
+            base_url=f"{app.url}v1",
+            api_key="x",
+            max_tokens=48,
+            temperature=0,
+            seed=42,
+        )
+        assert chat.invoke([(m["role"], m["content"]) for m in messages]).content == text
+        # Without the fact the model does not know it: the answer came from the system prompt.
+        alone = client.chat.completions.create(
+            model=real_model.name, messages=messages[1:], max_tokens=48
+        )
+        assert "BLUEHERON" not in alone.choices[0].message.content
