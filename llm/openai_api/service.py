@@ -63,6 +63,8 @@ def _api_error(exc: LocalChatError, param: str) -> ApiError:
     """The HTTP answer for an error of the library."""
     if isinstance(exc, (PromptError, ConfigError)):
         code = "context_length_exceeded" if "context" in str(exc) else "invalid_value"
+        if str(exc).startswith("max_tokens"):  # no room left for the prompt
+            param = "max_tokens"
         return ApiError(400, str(exc), param=param, code=code)
     if isinstance(exc, NoModelError):
         return ApiError(404, str(exc), param="model", code="model_not_found")

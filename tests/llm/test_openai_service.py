@@ -119,6 +119,15 @@ def test_stop_strings_end_the_reply_and_are_not_in_it(scripted: OpenAIService) -
     cut = _ask(scripted, stop=[" capital", "zzz"])
     assert cut["choices"][0]["message"]["content"] == "Paris is the"
     assert cut["choices"][0]["finish_reason"] == "stop"
+    # A prompt the context cannot hold, or no room left for it: 400, as the page refuses it.
+    for fields, param in [
+        ({"max_tokens": 1024}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "word " * 3000}]}, "messages"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            _ask(scripted, **fields)
+        assert caught.value.status == 400 and caught.value.param == param
+        assert caught.value.code == "context_length_exceeded"
     short = _ask(scripted, max_tokens=2)
     assert short["choices"][0]["message"]["content"] == "Paris is"
     assert short["choices"][0]["finish_reason"] == "length"

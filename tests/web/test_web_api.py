@@ -102,18 +102,22 @@ def test_the_api_client_first_then_the_tab(app: RunningApp, tab: Page) -> None:
     assert api.text == "".join(SCRIPT).lstrip()
     _wait_for_tab_reply(tab)
     first, _ = _reply_times(tab)
-    assert api.last <= first < api.last + 1.0  # after the API's reply, and promptly
+    assert api.last <= first < api.last + 3.0  # after the API's reply, and promptly
 
 
 def test_the_tab_first_then_the_api_client(app: RunningApp, tab: Page) -> None:
     send_message(tab, "Go")
     expect(live_reply(tab)).to_contain_text("w0", timeout=30_000)  # the tab's reply runs
+    sent = time.time()
     api = _ApiClient(app)
     api.start()
     _wait_for_tab_reply(tab)
     api.join(60)
     assert api.text == "".join(SCRIPT).lstrip()
     _, last = _reply_times(tab)
-    assert last <= api.first + 0.15  # the API waited for the tab's whole reply (the tab
-    # shows text up to 0.1 s after it came); then it started at once:
-    assert api.first < last + 1.0
+    # The tab's reply still ran well after the API client sent: else the order proves nothing.
+    assert last - sent > 0.5
+    # The API's first token came after the tab's last (which the tab shows up to 0.1 s late,
+    # more on a busy machine), then at once:
+    assert last <= api.first + 0.3
+    assert api.first < last + 3.0
