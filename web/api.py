@@ -98,6 +98,12 @@ def _stream(events: Iterator[bytes], watch: _ClientWatch) -> Response:
                 close()
             watch.stop()
 
+    # Werkzeug writes each chunk as four small writes (size, CRLF, data, CRLF): without
+    # TCP_NODELAY, Nagle's algorithm holds the rest of a token back until the client's ACK.
+    sock = request.environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(body(), mimetype="text/event-stream", headers=headers)
 

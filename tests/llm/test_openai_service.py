@@ -199,11 +199,17 @@ def test_a_completion_prompt_is_text_never_control_tokens(scripted: OpenAIServic
 
 
 def test_a_cancelled_request_frees_the_worker_at_once(long_model: Path, models_dir: Path) -> None:
-    engine = Engine(n_ctx=1024, n_threads=1)
+    engine = Engine(n_ctx=4096, n_threads=1)
     try:
         engine.load(long_model)
         service = _service(engine, models_dir)
-        body = {"messages": [{"role": "user", "content": "Go"}], "stream": True, "max_tokens": 200}
+        # ignore_eos: a reply of seconds (the script ends after 200 tokens, the sampling not).
+        body = {
+            "messages": [{"role": "user", "content": "Go"}],
+            "stream": True,
+            "max_tokens": 4000,
+            "ignore_eos": True,
+        }
         cancel = threading.Event()
         stream = iter(service.chat(parse_chat(body), cancel))
         next(stream), next(stream)  # the reply is being written
