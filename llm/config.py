@@ -98,6 +98,17 @@ def _bounds(kind: Any, limits: dict[str, Any]) -> dict[str, Any]:
     return {"min": low, "max": high, "min_open": low_open, "max_open": high_open}
 
 
+@dataclass(frozen=True)
+class RequestSampling(SamplingParams):
+    """Settings only a single request sets (the OpenAI-compatible API), never config.toml, the
+    pages or a stored chat: OpenAI's penalties and the caller's own stop strings. The caller
+    checks their ranges (llm/openai_api/schema.py)."""
+
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+
+
 # The fields a user sets (not the benchmarks' ignore_eos), in order.
 SAMPLING_FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(SamplingParams) if "range" in f.metadata
@@ -119,6 +130,7 @@ def valid_backend_name(name: str) -> bool:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?")
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?")
 
 
@@ -200,6 +212,10 @@ class Config:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     sampling: SamplingParams = field(default_factory=SamplingParams)
     backends: tuple[Backend, ...] = ()  # remote servers; "local" (llama.cpp) is not listed
+    # The OpenAI-compatible API under /v1 (docs/api.md): on with [api] enabled or --api;
+    # web pages of these origins (scheme://host[:port]) may call it from a browser (CORS).
+    api_enabled: bool = False
+    api_cors_origins: tuple[str, ...] = ()
 
     def backend(self, name: str) -> Backend | None:
         """The remote backend called `name`; None for "local"; ConfigError if unknown."""
@@ -249,6 +265,12 @@ class Config:
         if not 1 <= self.n_batch <= 65536:
             raise ConfigError(f"inference.n_batch = {self.n_batch} is out of range (1 to 65536)")
         self.sampling.validate("inference")
+        for origin in self.api_cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    f"api.cors_origins: {origin!r} is not an origin (scheme, host and port "
+                    'only, e.g. "http://localhost:3000")'
+                )
         seen: set[str] = set()
         for i, backend in enumerate(self.backends):
             backend.validate(f"backends[{i}]")
@@ -270,6 +292,10 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "access_token": ("access_token", str),
         "allowed_hosts": ("allowed_hosts", list),
         "max_upload_mb": ("max_upload_mb", int),
+    },
+    "api": {
+        "enabled": ("api_enabled", bool),
+        "cors_origins": ("api_cors_origins", list),
     },
     "models": {
         "dir": ("models_dir", str),

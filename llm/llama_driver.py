@@ -265,7 +265,8 @@ class LocalLlamaCpp(LlamaCpp):
     Extra keyword arguments of `stream` / `invoke`:
     `prompt_tokens` (list of ids; default: the prompt tokenized as llama.cpp would),
     `should_stop` (callable polled between tokens), and sampling overrides
-    (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `max_tokens`, `seed`).
+    (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `max_tokens`, `seed`,
+    `presence_penalty`, `frequency_penalty`).
     After a reply, `last_info` holds its `finish_reason` and `figures`.
     """
 
@@ -319,6 +320,8 @@ class LocalLlamaCpp(LlamaCpp):
             min_p=float(kwargs.get("min_p", 0.05)),
             temp=float(kwargs.get("temperature", self.temperature)),
             repeat_penalty=float(kwargs.get("repeat_penalty", self.repeat_penalty)),
+            presence_penalty=float(kwargs.get("presence_penalty", 0.0)),
+            frequency_penalty=float(kwargs.get("frequency_penalty", 0.0)),
             reset=True,
             logits_processor=_no_end_of_generation(llama) if kwargs.get("ignore_eos") else None,
         )

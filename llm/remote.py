@@ -567,6 +567,10 @@ class RemoteEngine:
             top_p=params.top_p,
             max_tokens=params.max_tokens,
             seed=params.seed if params.seed >= 0 else None,
+            # Set only by a request of LocalChat's own API passed on (llm.config.RequestSampling).
+            presence_penalty=getattr(params, "presence_penalty", 0.0) or None,
+            frequency_penalty=getattr(params, "frequency_penalty", 0.0) or None,
+            stop=list(getattr(params, "stop", ())) or None,
             extra_body=extra,
         )
 

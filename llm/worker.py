@@ -111,8 +111,9 @@ class _Worker:
                 "warnings": rendered.warnings,
             }
         )
-        sampling = {k: v for k, v in params.items() if k != "max_tokens"}
-        stop = list(rendered.format.stop)
+        # The caller's own stop strings (the API's `stop`) end the reply as the format's do.
+        sampling = {k: v for k, v in params.items() if k not in ("max_tokens", "stop")}
+        stop = [*rendered.format.stop, *params.get("stop", ())]
         reply: list[str] = []
         for text in self.llm.stream(
             rendered.text,

@@ -7,6 +7,7 @@ work (same prompts, same number of generated tokens).
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -141,3 +142,32 @@ def test_the_bench_runs_on_the_starter_model(
     assert set(result["results"]) == {"raw", "engine"}
     for reps in result["results"].values():
         assert [turn["tokens"] for turn in reps[0]] == [result["settings"]["tokens"]]
+
+
+def test_the_api_bench_runs_every_path_side_by_side(tmp_path: Path) -> None:
+    """bench/api.py --quick: /v1, raw llama-cpp-python and llama_cpp.server each write the same
+    number of tokens; the fairness run alternates a Chromium tab and an API client and times
+    each request from the worker's own notes."""
+    env = {**commands.project_env(), "LOCALCHAT_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "api.json"
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "api.py"), "--quick"]
+    command += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    tokens = result["settings"]["tokens"]
+    assert set(result["decode"]) == {"raw", "api", "server"}
+    for path, reps in result["decode"].items():
+        assert [r["tokens"] for r in reps] == [tokens], path
+        assert all(r["decode_tps"] > 0 for r in reps), path
+    fairness = result["fairness"]
+    assert [r["who"] for r in fairness] == ["tab", "api", "tab", "api"]
+    # The worker wrote each request's reply, one after the other.
+    assert all(r["worker_start"] < r["worker_done"] for r in fairness)
+    for before, after in itertools.pairwise(fairness):
+        assert after["worker_start"] >= before["worker_done"]
+    markdown = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| LocalChat /v1 |" in markdown and "| llama_cpp.server |" in markdown
+    assert "each request starts ≤ 0.5 s after the one ahead" in markdown

@@ -14,6 +14,12 @@ Three checks wrap the whole WSGI app, outside the Socket.IO middleware, so nothi
 3. **Token**: LocalChat listens on 127.0.0.1 by default; any other address needs an access
    token (`LOCALCHAT_ACCESS_TOKEN` or `[app] access_token`). With one set, every request needs
    a cookie set by a small login form (or an `Authorization: Bearer <token>` header).
+
+The OpenAI API under `/v1` (when it is on) is judged by the same host and token, with answers
+in OpenAI's JSON instead of the login page (401), and by `Origin` alone: a browser page of
+another site is refused (403) unless `[api] cors_origins` lists it, in which case its CORS
+preflight (which carries no token) is answered and its responses carry the CORS headers. A
+request with no `Origin` (a script, the `openai` client) is judged by the token alone.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import hashlib
 import hmac
 import html
 import ipaddress
+import json
+import re
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -36,6 +44,11 @@ COOKIE = "localchat_access"
 LOGIN_PATH = "/localchat-login"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+API_PREFIX = "/v1"
+# Request headers a listed origin's preflight may ask for (the openai JS client sends its own
+# x-stainless-* headers); anything else gets the two it needs.
+_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*")
+_API_ALLOWED_HEADERS = "authorization, content-type"
 
 
 def is_loopback(host: str) -> bool:
@@ -118,6 +131,22 @@ def _same_origin(environ: dict[str, Any]) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
+def _api_refuse(
+    start_response: Callable, status: str, message: str, kind: str, extra: list | None = None
+) -> Iterable[bytes]:
+    """A refusal in OpenAI's error shape, which API clients show as it is."""
+    error = {"message": message, "type": kind, "param": None, "code": None}
+    body = json.dumps({"error": error}).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response(status, headers + (extra or []))
+    return [body]
+
+
+def _is_api(environ: dict[str, Any]) -> bool:
+    path = environ.get("PATH_INFO", "")
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
 class GuardedFlask(Flask):
     """A Flask app whose every request (Socket.IO included) passes the host, origin and token
     checks."""
@@ -125,10 +154,14 @@ class GuardedFlask(Flask):
     access_token: str = ""
     title: str = "LocalChat"
     allowed_hosts: frozenset[str] = frozenset(LOOPBACK_NAMES)
+    serves_api: bool = False  # /v1 routes added (web/api.py): judged by `_api_call`
+    cors_origins: frozenset[str] = frozenset()  # pages of other sites allowed to call /v1
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if _host_name(environ.get("HTTP_HOST", "")) not in self.allowed_hosts:
             return _refuse(start_response, "400 Bad Request", "unknown host name")
+        if self.serves_api and _is_api(environ):
+            return self._api_call(environ, start_response)
         if environ.get("REQUEST_METHOD", "GET") not in SAFE_METHODS and not _same_origin(environ):
             return _refuse(start_response, "403 Forbidden", "refused: a page of another site")
         if not self.access_token or self._allowed(environ):
@@ -136,6 +169,55 @@ class GuardedFlask(Flask):
         if environ.get("PATH_INFO") == LOGIN_PATH and environ.get("REQUEST_METHOD") == "POST":
             return self._login(environ, start_response)
         return self._form(start_response, error=False)
+
+    def _api_call(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        origin = environ.get("HTTP_ORIGIN")
+        listed = origin is not None and origin in self.cors_origins
+        if origin is not None and not listed and not _same_origin(environ):
+            return _api_refuse(
+                start_response,
+                "403 Forbidden",
+                f"requests from web pages of {origin[:100]} are refused: list the origin in "
+                "[api] cors_origins to allow them",
+                "permission_error",
+            )
+        cors = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] if listed else []
+        if listed and environ.get("REQUEST_METHOD") == "OPTIONS":
+            return self._preflight(environ, start_response, cors)
+        if self.access_token and not self._allowed(environ):
+            return _api_refuse(
+                start_response,
+                "401 Unauthorized",
+                "a valid access token is needed: send it as 'Authorization: Bearer <token>' "
+                "(the app's access token)",
+                "authentication_error",
+                [("WWW-Authenticate", "Bearer"), *cors],
+            )
+        if not cors:
+            return super().__call__(environ, start_response)
+
+        def with_cors(status: str, headers: list, exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *cors], exc_info)
+
+        return super().__call__(environ, with_cors)
+
+    @staticmethod
+    def _preflight(
+        environ: dict[str, Any], start_response: Callable, cors: list
+    ) -> Iterable[bytes]:
+        asked = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").strip()
+        headers = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else ""
+        start_response(
+            "204 No Content",
+            [
+                *cors,
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", headers or _API_ALLOWED_HEADERS),
+                ("Access-Control-Max-Age", "600"),
+                ("Content-Length", "0"),
+            ],
+        )
+        return [b""]
 
     def _allowed(self, environ: dict[str, Any]) -> bool:
         expected = _cookie_value(self.access_token)
@@ -173,12 +255,19 @@ class GuardedFlask(Flask):
 
 
 def make_guarded_flask(
-    name: str, *, access_token: str, title: str, allowed_hosts: Iterable[str] = LOOPBACK_NAMES
-) -> Flask:
-    """The Flask app Taipy runs on: host and origin checks always, the token when one is set."""
+    name: str,
+    *,
+    access_token: str,
+    title: str,
+    allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+    cors_origins: Iterable[str] = (),
+) -> GuardedFlask:
+    """The Flask app Taipy runs on: host and origin checks always, the token when one is set;
+    `cors_origins` may call the API under /v1 once it is added (web/api.py)."""
     # No static folder: Flask would serve `static/` under wherever the app was started from.
     server = GuardedFlask(name, static_folder=None)
     server.access_token = access_token
     server.title = title
     server.allowed_hosts = frozenset(allowed_hosts)
+    server.cors_origins = frozenset(cors_origins)
     return server

@@ -1,10 +1,10 @@
 """The web server LocalChat's pages run on, and how Taipy runs it.
 
 `make_server` builds the Flask app with every guard and route of `web/`: host, origin and token
-checks (web/access.py), bounded uploads (web/uploads.py), the page scripts
-(web/page_scripts.py), the live reply streams (web/live.py), the conversation view
-(web/chat_view.py) and the local-only policy
-(web/local_only.py). `run_settings` are the arguments of Taipy's `Gui.run` for it.
+checks (web/access.py), the OpenAI-compatible API when it is on (web/api.py), bounded uploads
+(web/uploads.py), the page scripts (web/page_scripts.py), the live reply streams (web/live.py),
+the conversation view (web/chat_view.py) and the local-only policy (web/local_only.py).
+`run_settings` are the arguments of Taipy's `Gui.run` for it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 from flask import Flask
 
 from llm.config import Config
+from llm.openai_api import OpenAIService
 
 from .access import allowed_host_names, make_guarded_flask
+from .api import add_api_routes
 from .chat_view import add_view_routes
 from .live import add_live_route
 from .local_only import FAVICON, add_local_only_policy
@@ -27,15 +29,19 @@ from .uploads import add_upload_guard, configure_uploads, upload_folder
 MAX_SOCKET_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-def make_server(config: Config) -> Flask:
-    """The Flask app for `config`, with every check and route the pages need."""
+def make_server(config: Config, api: OpenAIService | None = None) -> Flask:
+    """The Flask app for `config`, with every check and route the pages need, and the
+    OpenAI-compatible API under /v1 when `api` is given (web/api.py)."""
     speed_up_state()  # state reads and writes without inspect.stack() (web/taipy_state.py)
     server = make_guarded_flask(
         "LocalChat",
         access_token=config.access_token,
         title=config.title,
         allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),
+        cors_origins=config.api_cors_origins,
     )
+    if api is not None:
+        add_api_routes(server, api)  # /v1 beside the pages, on the same engines and queue
     configure_uploads(config.data_dir, config.max_upload_mb * 1024 * 1024)
     add_upload_guard(server)  # size limit; only the uploading tab reads its file
     add_page_scripts(server)  # one state per browser tab; the input keeps the focus
