@@ -12,7 +12,14 @@ from collections.abc import Iterator
 import openai
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from support.browser import RunningApp, live_reply, open_page, running_app, send_message
+from support.browser import (
+    RunningApp,
+    bubbles,
+    live_reply,
+    open_page,
+    running_app,
+    send_message,
+)
 from support.gguf_factory import write_scripted_model
 
 pytestmark = pytest.mark.timeout(240)
@@ -88,7 +95,7 @@ def _reply_times(page: Page) -> tuple[float, float]:
 
 
 def _wait_for_tab_reply(page: Page) -> None:
-    expect(page.locator("#chat .taipy-chat-received").last).to_contain_text("w999", timeout=60_000)
+    expect(bubbles(page, "received").last).to_contain_text("w999", timeout=60_000)
 
 
 def test_the_api_client_first_then_the_tab(app: RunningApp, tab: Page) -> None:
