@@ -185,6 +185,10 @@ class Config:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     sampling: SamplingParams = field(default_factory=SamplingParams)
     backends: tuple[Backend, ...] = ()  # remote servers; "local" (llama.cpp) is not listed
+    # Folders under which a folder typed in a page may be indexed when the app can be reached
+    # from other machines (docs/SECURITY.md); the command line may add any folder.
+    documents_roots: tuple[Path, ...] = ()
+    config_file: Path | None = None  # the config.toml read (None: defaults); never indexed
 
     def backend(self, name: str) -> Backend | None:
         """The remote backend called `name`; None for "local"; ConfigError if unknown."""
@@ -202,6 +206,10 @@ class Config:
         for key in ("models_dir", "data_dir"):
             if key in merged:
                 merged[key] = Path(merged[key]).expanduser().resolve()
+        if "documents_roots" in merged:
+            merged["documents_roots"] = tuple(
+                Path(root).expanduser().resolve() for root in merged["documents_roots"]
+            )
         config = dataclasses.replace(self, **merged)
         config.validate()
         return config
@@ -271,6 +279,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
             name: (f"sampling.{name}", int if _FIELD_TYPES[name] == "int" else (int, float))
             for name in SAMPLING_FIELDS
         },
+    },
+    "documents": {
+        "roots": ("documents_roots", list),
     },
 }
 
@@ -342,6 +353,12 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
     for key in ("models_dir", "data_dir"):
         if key in top:
             top[key] = (base_dir / Path(top[key]).expanduser()).resolve()
+    if "documents_roots" in top:
+        if not all(root.strip() for root in top["documents_roots"]):
+            raise ConfigError('documents.roots: "" is not a folder (write the folder\'s path)')
+        top["documents_roots"] = tuple(
+            (base_dir / Path(root).expanduser()).resolve() for root in top["documents_roots"]
+        )
     for key in sampling:
         if _FIELD_TYPES[key] == "float":
             sampling[key] = float(sampling[key])
@@ -365,6 +382,7 @@ def load_config(path: str | Path | None = None) -> Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
         config = config_from_dict(data, base_dir=config_path.resolve().parent)
+        config = dataclasses.replace(config, config_file=config_path.resolve())
     elif explicit:
         raise ConfigError(f"config file not found: {config_path}")
     else:

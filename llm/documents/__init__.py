@@ -11,7 +11,12 @@ helper process with limits, pausing while a reply streams), `search` (FTS5 + vec
 from .chat import ask_with_documents
 from .context import RetrievedContext, WholeDocument, build_context, context_budget
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
-from .errors import CollectionNotFoundError, DocumentsError, UnreadableFileError
+from .errors import (
+    CollectionNotFoundError,
+    DocumentsError,
+    PathRefusedError,
+    UnreadableFileError,
+)
 from .index_process import IndexingService
 from .library import CollectionInfo, IndexProgress, Library
 from .search import Passage
@@ -26,6 +31,7 @@ __all__ = [
     "IndexingService",
     "Library",
     "Passage",
+    "PathRefusedError",
     "RetrievedContext",
     "UnreadableFileError",
     "WholeDocument",

@@ -20,6 +20,7 @@ from llm.child_process import start_child
 from llm.config import Config
 from llm.documents import DocumentsError, Library
 from llm.documents.embedders import WordLlamaEmbedder
+from llm.documents.errors import PathRefusedError
 from llm.documents.index_process import IndexingService, run_indexing
 from llm.documents.indexer import Indexer
 
@@ -234,5 +235,42 @@ def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> N
     outside.mkdir()
     with pytest.raises(DocumentsError, match="not under a folder allowed"):
         library.checked_paths([outside], roots=[allowed])
-    with pytest.raises(DocumentsError, match="own data or models"):
+    with pytest.raises(DocumentsError, match="own data, models or settings"):
         library.checked_paths([library.config.data_dir.parent])
+
+
+def test_a_typed_path_is_checked_against_roots_when_others_can_reach_the_app(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "notes.md").write_text("# Settings notes\n")
+    allowed, outside = tmp_path / "shared", tmp_path / "outside"
+    for folder in (allowed / "sub", outside):
+        folder.mkdir(parents=True)
+    config = Config(
+        data_dir=tmp_path / "data",
+        models_dir=tmp_path / "models",
+        documents_roots=(allowed,),
+        config_file=settings / "config.toml",
+    )
+    with Library(config) as library:
+        library.create("typed")
+        for given, reason in [
+            (str(outside), "outside_roots"),
+            (str(allowed / ".." / "outside"), "outside_roots"),
+            (str(allowed / "missing"), "missing"),
+            (str(settings), "own"),
+            (str(settings / "notes.md"), "own"),
+        ]:
+            with pytest.raises(PathRefusedError) as refused:
+                library.add_typed_paths("typed", [given], reachable_from_others=True)
+            assert refused.value.reason == reason and refused.value.path == given
+        assert library.collection("typed").paths == ()  # nothing was added
+        added = library.add_typed_paths("typed", [str(allowed / "sub")], reachable_from_others=True)
+        assert added.paths == (str(allowed / "sub"),)
+        # Only this machine reaches the app: any folder but LocalChat's own.
+        added = library.add_typed_paths("typed", [str(outside)], reachable_from_others=False)
+        assert str(outside) in added.paths
+        with pytest.raises(PathRefusedError, match="own data, models and settings"):
+            library.add_typed_paths("typed", [str(settings)], reachable_from_others=False)
