@@ -1,6 +1,6 @@
-"""LocalChat's Taipy pages: the root page (navbar, theme toggle), `chat` and `models`, and the two
-pages shown inside them: `downloads` ("Get models", in the models page) and `first_model` (the
-offers of a first model, in both when the models folder is empty).
+"""LocalChat's Taipy pages: the root page (navbar, theme toggle), `chat`, `models` and
+`documents`, and the two pages shown inside them: `downloads` ("Get models", in the models
+page) and `first_model` (the offers of a first model, in both when the models folder is empty).
 
 Each page module holds its variables, its callbacks and a `build_page()` that lays it out with
 the Taipy page builder; pages never import each other: what one changes for the others goes
@@ -18,10 +18,10 @@ from taipy.gui import Gui, Page, State, notify
 
 from web.context import app
 
-from . import chat, downloads, first_model, model_actions, models
+from . import chat, documents, downloads, first_model, model_actions, models
 
 _FRAME = inspect.currentframe()
-_PAGES = (chat, models, downloads, first_model)
+_PAGES = (chat, models, downloads, first_model, documents)
 
 
 def create_pages() -> dict[str, Page]:
@@ -39,6 +39,7 @@ def install(gui: Gui) -> None:
     gui.on_exception = on_exception
     downloads.watch(gui)
     model_actions.watch_downloads(gui)
+    documents.watch(gui)
 
 
 def _root_page() -> tgb.Page:
@@ -47,7 +48,11 @@ def _root_page() -> tgb.Page:
     with tgb.Page(frame=_FRAME) as page, tgb.layout("auto 1fr auto", class_name="lc-header"):
         tgb.text(ctx.config.title, class_name="lc-title", id="app_title")
         tgb.navbar(
-            lov=[("/chat", t["nav_chat"]), ("/models", t["nav_models"])],
+            lov=[
+                ("/chat", t["nav_chat"]),
+                ("/models", t["nav_models"]),
+                ("/documents", t["nav_documents"]),
+            ],
             id="navbar",
             class_name="lc-navbar",
         )

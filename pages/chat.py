@@ -18,6 +18,13 @@ finished reply together), and is sent once more `SETTLE_S` later. Changing it at
 made the page fetch and re-render every row as Markdown before the first token could show
 (20 rows at turn 10). Every update of any page variable re-renders the whole Taipy page in the
 browser, so the page sends nothing it does not need to (the chat list only when it changed).
+
+Documents (`llm.documents`, the collections made on the documents page): a chat may answer
+from collections chosen above the conversation, remembered per chat (a new chat's choice is
+stored with it at its first message). Each message then goes through `ask_with_documents`
+(passages in the prompt, sources stored with the reply), or all of one document when the
+user chose one that fits the context; the reply's row lists its sources
+(`llm.documents.sources_text.sources_markdown`, from `Library.sources(message_id)`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from taipy.gui import Gui, State, download, get_state_id, invoke_callback, navig
 from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
+from llm.documents import ask_with_documents, ask_with_whole_document, whole_document_budget
+from llm.documents.sources_text import SourceWords, sources_markdown
 from llm.errors import LocalChatError, NoModelError
 from llm.figures import Figures, figures_line
 from llm.markdown_text import close_open_fence
@@ -84,6 +93,12 @@ model_loading = False
 confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
+# Documents: the collections this chat answers from (the server keeps the choice: _DocsChoice).
+docs_lov: list[tuple[str, str]] = []  # (collection, label)
+docs_chosen: list[str] = []
+docs_title = ""  # the documents bar's title: "Documents: notes, pets"
+whole_lov: list[tuple[str, str]] = []  # ("" for none, else an index into _DocsChoice.offers)
+whole_choice = ""
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
@@ -134,6 +149,7 @@ def init_state(state: State) -> None:
     _show_settings(state, ctx.config.system_prompt, ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
+    _show_documents(state, None)
 
 
 def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
@@ -280,7 +296,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
         session.chat_format = ctx.engines.format_choice(engine)
         if log is None:
             log = ChatLog.start(ctx.store, session)
-        reply = log.ask(text, cancel=stop_event, on_queue=on_queue)
+        reply = _ask(state, log, text, stop_event, on_queue)
     except LocalChatError as exc:  # bad settings or input, or the database: say so
         notify(state, "error", str(exc))
         return
@@ -395,7 +411,10 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
         [
             *tab.rows,
             _new_row(question, t["you"]),
-            _new_row(_reply_markdown(reply.text, footer), t["assistant"]),
+            _new_row(
+                _reply_markdown(reply.text, footer, _sources_md(reply.message_id)),
+                t["assistant"],
+            ),
         ],
     )
     state.live_question = ""
@@ -428,13 +447,17 @@ def _stored_row(message: StoredMessage) -> list[str]:
     if message.role == "user":
         return _new_row(message.content, t["you"])
     footer = _footer(message.status, "", message.error, message.figures)
-    return _new_row(_reply_markdown(message.content, footer), t["assistant"])
+    return _new_row(
+        _reply_markdown(message.content, footer, _sources_md(message.id)), t["assistant"]
+    )
 
 
-def _reply_markdown(text: str, footer: str) -> str:
+def _reply_markdown(text: str, footer: str, sources: str = "") -> str:
     """A reply bubble: the reply (a code block it left open is closed, so the footer is not
-    shown as code), then its footer line in italics."""
+    shown as code), its sources if it used documents, then its footer line in italics."""
     body = close_open_fence(text) if text.strip() else app().labels["empty_reply"]
+    if sources:
+        body = f"{body}\n\n{sources}"
     return f"{body}\n\n*{footer}*" if footer else body
 
 
@@ -472,6 +495,7 @@ def new_chat(state: State) -> None:
     _show_rows(state, [])
     _show_chat_facts(state, None)
     refresh_model(state)
+    _show_documents(state, None)
 
 
 def _open(state: State, chat_id: int) -> None:
@@ -486,6 +510,7 @@ def _open(state: State, chat_id: int) -> None:
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
+    _show_documents(state, chat_id)
 
 
 def open_selected(state: State, var_name: str, value: Any) -> None:
@@ -648,6 +673,7 @@ def build_page() -> tgb.Page:
                             )
                 tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
                 tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
+            _documents_bar(t)
             with tgb.part(class_name="lc-conversation"):
                 tgb.chat(
                     "{messages}",
@@ -751,3 +777,206 @@ def _chat_list(t: Any) -> None:
             id="delete_dialog",
         ):
             tgb.text("{delete_question}")
+
+
+# --- documents: the collections a chat answers from --------------------------------------------
+MAX_WHOLE_OFFERS = 50  # documents offered whole at once
+TOKENS_PER_PASSAGE = 300  # a passage of about 800 characters, erring high: the offer's estimate
+
+
+@dataclass
+class _DocsChoice:
+    """What the server keeps of a tab's documents choice (the bound variables only show it)."""
+
+    collections: list[str] = field(default_factory=list)
+    saved_for: int | None = None  # the stored chat the choice was saved for
+    offers: list[tuple[str, str]] = field(default_factory=list)  # (collection, file path)
+    whole: tuple[str, str] | None = None  # the document used whole, if one is chosen
+
+
+_docs = PerTab(_DocsChoice)
+
+
+def _collection_names() -> tuple[list[str], list[str]]:
+    """Every collection, and those with indexed files (the ones offered)."""
+    with contextlib.suppress(LocalChatError):
+        infos = app().library.collections()
+        return [c.name for c in infos], [c.name for c in infos if c.files_indexed]
+    return [], []
+
+
+def _show_documents(state: State, chat_id: int | None) -> None:
+    """The open chat's collections (a new chat: none yet) and the documents on offer."""
+    choice = _docs.reset(state)
+    if chat_id is not None:
+        with contextlib.suppress(LocalChatError):
+            choice.collections = app().library.chat_collections(chat_id)
+        choice.saved_for = chat_id
+    refresh_documents(state)
+
+
+def refresh_documents(state: State) -> None:
+    """Show the collections there are (some were made, removed or indexed) and this tab's
+    choice among them."""
+    choice = _docs(state)
+    names, indexed = _collection_names()
+    choice.collections = [n for n in choice.collections if n in names]  # removed ones go
+    lov = [(n, n) for n in dict.fromkeys([*indexed, *choice.collections])]
+    if [tuple(row) for row in state.docs_lov or []] != lov:
+        state.docs_lov = lov
+    if list(state.docs_chosen or []) != choice.collections:
+        state.docs_chosen = list(choice.collections)
+    t = app().labels
+    title = (
+        t["docs_bar_chosen"].format(names=", ".join(choice.collections))
+        if choice.collections
+        else t["docs_bar"]
+    )
+    if state.docs_title != title:
+        state.docs_title = title
+    _offer_whole(state)
+
+
+refresh.subscribe(refresh.DOCUMENTS, refresh_documents)
+
+
+def _offer_whole(state: State) -> None:
+    """Offer the chosen collections' documents that may fit the context whole."""
+    choice = _docs(state)
+    ctx = app()
+    budget = whole_document_budget(_tab(state).session) if choice.collections else 0
+    offers: list[tuple[str, str]] = []
+    labels = [("", ctx.labels["docs_whole_none"])]
+    for name in choice.collections:
+        with contextlib.suppress(LocalChatError):
+            for record in ctx.library.files(name):
+                tokens = record.chunk_count * TOKENS_PER_PASSAGE
+                if record.status == "indexed" and 0 < tokens <= budget:
+                    offers.append((name, record.path))
+                    file_name = record.path.rsplit("/", 1)[-1]
+                    labels.append((str(len(offers) - 1), f"{file_name} · {name}"))
+    choice.offers = offers[:MAX_WHOLE_OFFERS]
+    labels = labels[: MAX_WHOLE_OFFERS + 1]
+    if choice.whole not in choice.offers:
+        choice.whole = None
+    shown = str(choice.offers.index(choice.whole)) if choice.whole else ""
+    if [tuple(row) for row in state.whole_lov or []] != labels:
+        state.whole_lov = labels
+    if state.whole_choice != shown:
+        state.whole_choice = shown
+
+
+def choose_documents(state: State, var_name: str, value: Any) -> None:
+    """The collections selector: answer from these (remembered with a stored chat)."""
+    ctx = app()
+    names, _ = _collection_names()
+    chosen = value if isinstance(value, list) else []
+    choice = _docs(state)
+    choice.collections = [n for n in dict.fromkeys(chosen) if isinstance(n, str) and n in names]
+    log = _tab(state).chat_log
+    if log is not None:
+        try:
+            ctx.library.set_chat_collections(log.chat_id, choice.collections)
+            choice.saved_for = log.chat_id
+        except LocalChatError as exc:
+            notify(state, "error", str(exc))
+    refresh_documents(state)
+
+
+def choose_whole(state: State, var_name: str, value: Any) -> None:
+    """The whole-document selector: use all of one document (it must fit the context)."""
+    choice = _docs(state)
+    try:
+        offer = choice.offers[int(value)] if value not in ("", None) else None
+    except (TypeError, ValueError, IndexError):
+        offer = None
+    choice.whole = None
+    if offer is not None:
+        ctx = app()
+        document = None
+        with contextlib.suppress(LocalChatError):
+            document = ctx.library.whole_document(*offer)
+        budget = whole_document_budget(_tab(state).session)
+        if document is None or not document.fits(budget):
+            tokens = document.tokens if document else 0
+            notify(
+                state,
+                "error",
+                ctx.labels["docs_whole_too_big"].format(
+                    file=offer[1].rsplit("/", 1)[-1], tokens=tokens, budget=budget
+                ),
+            )
+        else:
+            choice.whole = offer
+    _offer_whole(state)
+
+
+def _ask(
+    state: State, log: ChatLog, text: str, cancel: threading.Event, on_queue: Any
+) -> SavedReply:
+    """`send`'s request: with the chosen collections' passages (or the whole document chosen)
+    when there are any; a new chat's choice is stored with it here."""
+    choice = _docs(state)
+    ctx = app()
+    if not choice.collections:
+        return log.ask(text, cancel=cancel, on_queue=on_queue)
+    if choice.saved_for != log.chat_id:
+        ctx.library.set_chat_collections(log.chat_id, choice.collections)
+        choice.saved_for = log.chat_id
+    if choice.whole is not None:
+        reply, _ = ask_with_whole_document(
+            log, ctx.library, text, *choice.whole, cancel=cancel, on_queue=on_queue
+        )
+        return reply
+    reply, context = ask_with_documents(
+        log, ctx.library, text, choice.collections, cancel=cancel, on_queue=on_queue
+    )
+    if context.nothing_relevant:
+        notify(state, "info", ctx.labels["docs_nothing_relevant"])
+    return reply
+
+
+def _source_words() -> SourceWords:
+    t = app().labels
+    return SourceWords(t["docs_sources"], t["docs_source_page"], t["docs_source_section"])
+
+
+def _sources_md(message_id: int | None) -> str:
+    """The Markdown list of a reply's sources ("" when it used none)."""
+    if message_id is None:
+        return ""
+    try:
+        sources = app().library.sources(message_id)
+    except LocalChatError:
+        return ""
+    return sources_markdown(sources, _source_words())
+
+
+def _documents_bar(t: Any) -> None:
+    """Above the conversation: the collections this chat answers from, and whole-document
+    mode."""
+    with (
+        tgb.expandable(title="{docs_title}", expanded=False, id="docs_bar"),
+        tgb.layout("1fr 1fr", columns__mobile="1", class_name="lc-docs-bar"),
+    ):
+        tgb.selector(
+            "{docs_chosen}",
+            lov="{docs_lov}",
+            value_by_id=True,
+            multiple=True,
+            dropdown=True,
+            label=t["docs_use"],
+            on_change=choose_documents,
+            id="docs_chosen",
+            class_name="fullwidth",
+        )
+        tgb.selector(
+            "{whole_choice}",
+            lov="{whole_lov}",
+            value_by_id=True,
+            dropdown=True,
+            label=t["docs_whole"],
+            on_change=choose_whole,
+            id="whole_choice",
+            class_name="fullwidth",
+        )

@@ -8,7 +8,7 @@ helper process with limits, pausing while a reply streams), `search` (FTS5 + vec
 `library` (all of it behind one object). No Taipy here.
 """
 
-from .chat import ask_with_documents
+from .chat import ask_with_documents, ask_with_whole_document, whole_document_budget
 from .context import RetrievedContext, WholeDocument, build_context, context_budget
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import (
@@ -36,7 +36,9 @@ __all__ = [
     "UnreadableFileError",
     "WholeDocument",
     "ask_with_documents",
+    "ask_with_whole_document",
     "build_context",
     "context_budget",
     "load_embedder",
+    "whole_document_budget",
 ]
