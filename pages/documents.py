@@ -22,6 +22,7 @@ import inspect
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,7 @@ import taipy.gui.builder as tgb
 from taipy.gui import Gui, State, get_state_id, notify
 
 from llm.documents import DEFAULT_EMBEDDER, CollectionInfo, PathRefusedError
+from llm.documents.library import UPLOADS_FOLDER
 from llm.documents.loaders import READERS
 from llm.errors import LocalChatError
 from llm.model_files import model_paths
@@ -90,6 +92,8 @@ def init_state(state: State) -> None:
     tab = _tab.reset(state)
     tab.embedders = [spec for spec, _ in state.embedder_lov]
     tab.selected = infos[0].name if infos else ""
+    # A table takes its columns from its first value: give it the right ones, maybe empty.
+    state.doc_files = _files_table(tab.selected)
     _show(state, infos)
 
 
@@ -212,7 +216,7 @@ def _show(state: State, infos: list[CollectionInfo] | None = None, *, files: boo
         _set(state, "doc_running", False)
         return
     pct, line = _progress(info)
-    folders = ", ".join(f"`{p}`" for p in info.paths) or t["docs_no_folders"]
+    folders = ", ".join(_folder_label(p) for p in info.paths) or t["docs_no_folders"]
     _set(
         state,
         "doc_info",
@@ -231,6 +235,23 @@ def _show(state: State, infos: list[CollectionInfo] | None = None, *, files: boo
     if files:
         state.doc_files = _files_table(info.name)
         _set(state, "doc_embedder", info.embedder)
+
+
+def _typed(payload: Any, bound: Any) -> str:
+    """The text Enter handed over (the input's own change may not have arrived yet), else the
+    bound value; anything but text (a client can send anything) counts as empty."""
+    args = payload.get("args") if isinstance(payload, dict) else None
+    given = args[2] if isinstance(args, list) and len(args) > 2 else None
+    value = bound if given is None else given
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _folder_label(path: str) -> str:
+    """A folder of a collection as the page names it (uploads by what they are)."""
+    uploads = app().config.data_dir.resolve() / UPLOADS_FOLDER
+    if Path(path).parent == uploads:
+        return app().labels["docs_uploads_folder"]
+    return "`" + path.replace("`", "'") + "`"
 
 
 def _fail(state: State, message: str) -> None:
@@ -265,12 +286,12 @@ def create_collection(state: State, var_name: str = "", payload: Any = None) -> 
     """Create button (or Enter in the name): a new, empty collection, then selected."""
     ctx = app()
     t = ctx.labels
-    name = state.new_name if isinstance(state.new_name, str) else ""
+    name = _typed(payload, state.new_name)
     spec = state.new_embedder
     if spec not in _tab(state).embedders:
         spec = DEFAULT_EMBEDDER
     try:
-        info = ctx.library.create(name.strip(), embedder=spec)
+        info = ctx.library.create(name, embedder=spec)
     except LocalChatError as exc:
         _fail(state, t["docs_create_failed"].format(error=exc))
         return
@@ -328,8 +349,7 @@ def add_folder(state: State, var_name: str = "", payload: Any = None) -> None:
     ctx = app()
     t = ctx.labels
     name = _tab(state).selected
-    given = state.folder_path if isinstance(state.folder_path, str) else ""
-    given = given.strip()
+    given = _typed(payload, state.folder_path)
     if not name:
         _fail(state, t["docs_choose_first"])
         return

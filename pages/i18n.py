@@ -381,6 +381,7 @@ _EN_DOCUMENTS = {
         "{chunks} passages  \nFolders: {folders}"
     ),
     "docs_no_folders": "none yet",
+    "docs_uploads_folder": "uploaded files",
     "docs_index": "Index",
     "docs_remove": "Remove",
     "docs_remove_title": "Remove the collection?",
@@ -473,6 +474,7 @@ _KO_DOCUMENTS = {
         "{pending}개 · 구절 {chunks}개  \n폴더: {folders}"
     ),
     "docs_no_folders": "아직 없음",
+    "docs_uploads_folder": "올린 파일",
     "docs_index": "색인",
     "docs_remove": "삭제",
     "docs_remove_title": "컬렉션을 삭제할까요?",
