@@ -872,7 +872,8 @@ def choose_documents(state: State, var_name: str, value: Any) -> None:
     names, _ = _collection_names()
     chosen = value if isinstance(value, list) else []
     choice = _docs(state)
-    choice.collections = [n for n in dict.fromkeys(chosen) if isinstance(n, str) and n in names]
+    texts = [n for n in chosen if isinstance(n, str)]  # a client can send anything
+    choice.collections = [n for n in dict.fromkeys(texts) if n in names]
     log = _tab(state).chat_log
     if log is not None:
         try:
