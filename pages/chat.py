@@ -97,8 +97,8 @@ import_path = ""  # where Taipy wrote the uploaded JSON export (checked before u
 docs_lov: list[tuple[str, str]] = []  # (collection, label)
 docs_chosen: list[str] = []
 docs_title = ""  # the documents bar's title: "Documents: notes, pets"
-whole_lov: list[tuple[str, str]] = []  # ("" for none, else an index into _DocsChoice.offers)
-whole_choice = ""
+whole_lov: list[tuple[str, str]] = []  # (NO_WHOLE or an index into _DocsChoice.offers, label)
+whole_choice = "none"
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
@@ -781,6 +781,7 @@ def _chat_list(t: Any) -> None:
 
 # --- documents: the collections a chat answers from --------------------------------------------
 MAX_WHOLE_OFFERS = 50  # documents offered whole at once
+NO_WHOLE = "none"  # the whole-document choice that uses passages (a selector shows no "")
 TOKENS_PER_PASSAGE = 300  # a passage of about 800 characters, erring high: the offer's estimate
 
 
@@ -846,7 +847,7 @@ def _offer_whole(state: State) -> None:
     ctx = app()
     budget = whole_document_budget(_tab(state).session) if choice.collections else 0
     offers: list[tuple[str, str]] = []
-    labels = [("", ctx.labels["docs_whole_none"])]
+    labels = [(NO_WHOLE, ctx.labels["docs_whole_none"])]
     for name in choice.collections:
         with contextlib.suppress(LocalChatError):
             for record in ctx.library.files(name):
@@ -859,7 +860,7 @@ def _offer_whole(state: State) -> None:
     labels = labels[: MAX_WHOLE_OFFERS + 1]
     if choice.whole not in choice.offers:
         choice.whole = None
-    shown = str(choice.offers.index(choice.whole)) if choice.whole else ""
+    shown = str(choice.offers.index(choice.whole)) if choice.whole else NO_WHOLE
     if [tuple(row) for row in state.whole_lov or []] != labels:
         state.whole_lov = labels
     if state.whole_choice != shown:
@@ -887,10 +888,10 @@ def choose_documents(state: State, var_name: str, value: Any) -> None:
 def choose_whole(state: State, var_name: str, value: Any) -> None:
     """The whole-document selector: use all of one document (it must fit the context)."""
     choice = _docs(state)
-    try:
-        offer = choice.offers[int(value)] if value not in ("", None) else None
-    except (TypeError, ValueError, IndexError):
-        offer = None
+    # An offer's index as the selector sent it; anything else (a client can send anything,
+    # "-1" included) is no offer.
+    index = int(value) if isinstance(value, str) and value.isdecimal() and len(value) < 6 else -1
+    offer = choice.offers[index] if 0 <= index < len(choice.offers) else None
     choice.whole = None
     if offer is not None:
         ctx = app()

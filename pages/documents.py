@@ -91,7 +91,9 @@ def init_state(state: State) -> None:
     infos = _collections()
     tab = _tab.reset(state)
     tab.embedders = [spec for spec, _ in state.embedder_lov]
-    tab.selected = infos[0].name if infos else ""
+    # A reloaded tab shows the collection being indexed, if one is, with its progress.
+    running = [i.name for i in infos if i.state == "running"]
+    tab.selected = (running or [i.name for i in infos] or [""])[0]
     # A table takes its columns from its first value: give it the right ones, maybe empty.
     state.doc_files = _files_table(tab.selected)
     _show(state, infos)
