@@ -842,22 +842,29 @@ refresh.subscribe(refresh.DOCUMENTS, refresh_documents)
 
 
 def _offer_whole(state: State) -> None:
-    """Offer the chosen collections' documents that may fit the context whole."""
+    """Offer the chosen collections' documents that fit the context whole (the smallest
+    first, at most MAX_WHOLE_OFFERS of them, each measured from its stored text)."""
     choice = _docs(state)
     ctx = app()
     budget = whole_document_budget(_tab(state).session) if choice.collections else 0
-    offers: list[tuple[str, str]] = []
-    labels = [(NO_WHOLE, ctx.labels["docs_whole_none"])]
+    candidates = []
     for name in choice.collections:
         with contextlib.suppress(LocalChatError):
-            for record in ctx.library.files(name):
-                tokens = record.chunk_count * TOKENS_PER_PASSAGE
-                if record.status == "indexed" and 0 < tokens <= budget:
-                    offers.append((name, record.path))
-                    file_name = record.path.rsplit("/", 1)[-1]
-                    labels.append((str(len(offers) - 1), f"{file_name} · {name}"))
-    choice.offers = offers[:MAX_WHOLE_OFFERS]
-    labels = labels[: MAX_WHOLE_OFFERS + 1]
+            candidates += [
+                (record.chunk_count, name, record.path)
+                for record in ctx.library.files(name)
+                if record.status == "indexed" and 0 < record.chunk_count <= budget
+            ]
+    offers: list[tuple[str, str]] = []
+    labels = [(NO_WHOLE, ctx.labels["docs_whole_none"])]
+    for _, name, path in sorted(candidates)[:MAX_WHOLE_OFFERS]:
+        document = None
+        with contextlib.suppress(LocalChatError):
+            document = ctx.library.whole_document(name, path)
+        if document is not None and document.fits(budget):
+            offers.append((name, path))
+            labels.append((str(len(offers) - 1), f"{path.rsplit('/', 1)[-1]} · {name}"))
+    choice.offers = offers
     if choice.whole not in choice.offers:
         choice.whole = None
     shown = str(choice.offers.index(choice.whole)) if choice.whole else NO_WHOLE

@@ -306,3 +306,29 @@ def test_a_chat_with_a_collection_gets_its_passages_and_keeps_the_sources(
     _until(sent, "the second message sent")
     assert fake.calls[-1][-1]["content"] == "qwxz vvbn"
     _alert(tab, "Nothing in the chosen documents matches")
+
+
+def test_a_whole_document_that_fits_goes_to_the_model_whole(
+    tab: Tab, served: Any, tmp_path: Path
+) -> None:
+    _gui, _app, context, fake = served
+    library = context.library
+    folder = tmp_path / "report"
+    folder.mkdir()
+    body = "\n\n".join(f"## Part {i}\nThe report's finding number {i} is teal." for i in range(8))
+    (folder / "report.md").write_text(f"# Report\n{body}\n")
+    library.create("report", [folder])
+    assert library.index("report") == "done"
+    tab.update("docs_chosen", ["report"], on_change="choose_documents")
+    tab.update("whole_choice", "0", on_change="choose_whole")  # the first document offered
+    question = "Summarise this (whole)"
+    tab.action("message", "send", ["message", None, question])
+    chat = _until(
+        lambda: next((c for c in _chats(context.store) if c.messages[0].content == question), None),
+        "the chat",
+    )
+    prompt = fake.calls[-1][-1]["content"]
+    assert prompt.startswith("The whole document report.md:")
+    assert all(f"finding number {i} is teal" in prompt for i in range(8))  # not just passages
+    sources = library.sources(chat.messages[1].id)
+    assert [Path(s["source"]).name for s in sources] == ["report.md"]
