@@ -533,13 +533,19 @@ def _collections_column(t: Any) -> None:
 
 def _collection_card(t: Any) -> None:
     with tgb.part(class_name="lc-card", id="doc_card"):
-        with tgb.layout("1fr auto auto auto", class_name="lc-load-bar"):
-            tgb.text("{doc_selected}", class_name="lc-card-title", id="doc_title")
+        tgb.text("{doc_selected}", class_name="lc-card-title", id="doc_title")
+        # The buttons stay in one row on a phone too.
+        with tgb.layout(
+            "auto auto auto 1fr", columns__mobile="auto auto auto 1fr", class_name="lc-load-bar"
+        ):
             tgb.button(
                 t["docs_index"], id="index_now", on_action=index_now, active="{not doc_running}"
             )
             tgb.button(
-                t["cancel"], id="cancel_indexing", on_action=cancel_indexing, active="{doc_running}"
+                t["cancel"],
+                id="cancel_indexing",
+                on_action=cancel_indexing,
+                active="{doc_running}",
             )
             tgb.button(t["docs_remove"], id="remove_collection", on_action=ask_remove)
         with tgb.part(id="doc_info"):
