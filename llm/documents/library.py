@@ -10,6 +10,7 @@ for passage in library.search(["notes"], "budget 2024"):
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -238,8 +239,13 @@ class Library:
         return target
 
     def remove(self, name: str) -> None:
-        """Forget a collection and its index; the files themselves are not touched."""
+        """Forget a collection and its index; the files themselves are not touched, except
+        those uploaded into it (kept in the data folder for it alone), which go too."""
+        collection = self.store.collection(name)
         self.store.delete_collection(name)
+        uploads = self.config.data_dir / UPLOADS_FOLDER / str(collection.id)
+        if uploads.is_dir() and not uploads.is_symlink():
+            shutil.rmtree(uploads, ignore_errors=True)
 
     def collection(self, name: str) -> CollectionInfo:
         """One collection with its counts and indexing progress."""

@@ -228,6 +228,9 @@ def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> N
             library.add_upload("up", name, data)
     assert library.index("up") == "done"
     assert library.search(["up"], "owl", k=1)[0].file_name == "notes.md"
+    library.remove("up")  # its uploads go with it
+    assert not saved.parent.exists()
+    library.create("up")  # a new collection of the same name starts empty
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     assert library.checked_paths([allowed], roots=[allowed]) == [str(allowed)]
