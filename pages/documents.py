@@ -295,7 +295,7 @@ def create_collection(state: State, var_name: str = "", payload: Any = None) -> 
     try:
         info = ctx.library.create(name, embedder=spec)
     except LocalChatError as exc:
-        _fail(state, t["docs_create_failed"].format(error=exc))
+        notify(state, "error", t["docs_create_failed"].format(error=exc))
         return
     _tab(state).selected = info.name
     state.new_name = ""
@@ -494,8 +494,6 @@ def build_page() -> tgb.Page:
                 _collection_card(t)
                 _add_card(t)
                 _files_card(t)
-            with tgb.part(render="{doc_error != ''}", class_name="lc-error"):
-                tgb.text("{doc_error}", id="doc_error")
     return page
 
 
@@ -596,6 +594,9 @@ def _add_card(t: Any) -> None:
             )
             tgb.button(t["docs_add_folder"], id="add_folder", on_action=add_folder)
         tgb.text(t["docs_folder_hint"], class_name="lc-dl-line")
+        # Why the last path or upload was refused, under the field it came from.
+        with tgb.part(render="{doc_error != ''}", class_name="lc-error"):
+            tgb.text("{doc_error}", id="doc_error")
 
 
 def _files_card(t: Any) -> None:
