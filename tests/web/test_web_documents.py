@@ -103,6 +103,7 @@ def test_uploaded_documents_answer_with_their_sources(
     assert "312" in reply.split("Sources")[0]  # from the passage: no model knows it
     assert "river.txt" in _sources(reply)
     send_message(page, FESTIVAL_QUESTION)
+    expect(bubbles(page, "received")).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
     reply = wait_for_reply_end(page, REPLY_TIMEOUT_MS)
     assert "festival.pdf, page 2" in _sources(reply)  # the fact is on the PDF's 2nd page
     page.screenshot(path=str(shots / "documents-chat-sources.png"))
