@@ -25,7 +25,7 @@ from support.browser import (
     send_message,
     wait_for_reply_end,
 )
-from support.documents_factory import write_fact_files
+from support.documents_factory import write_binary, write_corrupt_docx, write_fact_files
 
 from llm.config import Config
 from llm.documents import Library
@@ -86,15 +86,21 @@ def test_uploaded_documents_answer_with_their_sources(
     app: RunningApp, page: Page, shots: Path, tmp_path: Path
 ) -> None:
     folder = write_fact_files(tmp_path / "facts")
+    write_corrupt_docx(folder / "broken.docx")  # listed with the reason, the rest indexed
+    write_binary(folder / "binary.txt")
     _create(page, "facts")
     page.locator("#doc_upload-upload-file").set_input_files(sorted(folder.iterdir()))
     line = page.locator("#doc_line")
-    expect(line).to_contain_text("7 of 7 files", timeout=INDEX_TIMEOUT_MS)
+    expect(line).to_contain_text("9 of 9 files", timeout=INDEX_TIMEOUT_MS)
     expect(line).to_contain_text("ready")
     table = page.locator("#doc_files")
     for path in folder.iterdir():
         expect(table).to_contain_text(path.name)
+    expect(table.locator("tr", has_text="broken.docx")).to_contain_text("skipped")
+    expect(table.locator("tr", has_text="broken.docx")).to_contain_text("not a readable DOCX")
+    expect(table.locator("tr", has_text="binary.txt")).to_contain_text("is not text")
     expect(page.locator("#doc_list")).to_contain_text("facts · ready · 7 files")
+    expect(page.locator("#doc_info")).to_contain_text("7 files indexed, 2 skipped")
     page.screenshot(path=str(shots / "documents-indexed.png"), full_page=True)
 
     _choose_collection_in_chat(page, "facts")
