@@ -35,6 +35,7 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
 from llm.documents import ask_with_documents, ask_with_whole_document, whole_document_budget
-from llm.documents.sources_text import SourceWords, sources_markdown
+from llm.documents.sources_text import SourceWords, source_label, sources_markdown
 from llm.errors import LocalChatError, NoModelError
 from llm.figures import Figures, figures_line
 from llm.markdown_text import close_open_fence
@@ -99,6 +100,13 @@ docs_chosen: list[str] = []
 docs_title = ""  # the documents bar's title: "Documents: notes, pets"
 whole_lov: list[tuple[str, str]] = []  # (NO_WHOLE or an index into _DocsChoice.offers, label)
 whole_choice = "none"
+# The sources of the open chat's last reply that used documents, each passage whole on click
+# (until the conversation view shows them under the reply itself).
+has_sources = False
+src_title = ""
+src_lov: list[tuple[str, str]] = []  # (index into _DocsChoice.sources, label)
+src_choice = ""
+src_passage = ""
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _row_ids = itertools.count(1)
@@ -412,7 +420,7 @@ def _finish(state: State, run: int, reply: SavedReply, question: str, error: str
             *tab.rows,
             _new_row(question, t["you"]),
             _new_row(
-                _reply_markdown(reply.text, footer, _sources_md(reply.message_id)),
+                _reply_markdown(reply.text, footer, _last_reply_sources(state, reply.message_id)),
                 t["assistant"],
             ),
         ],
@@ -510,7 +518,7 @@ def _open(state: State, chat_id: int) -> None:
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
-    _show_documents(state, chat_id)
+    _show_documents(state, chat_id, chat.messages)
 
 
 def open_selected(state: State, var_name: str, value: Any) -> None:
@@ -674,6 +682,7 @@ def build_page() -> tgb.Page:
                 tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
                 tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
             _documents_bar(t)
+            _sources_panel(t)
             with tgb.part(class_name="lc-conversation"):
                 tgb.chat(
                     "{messages}",
@@ -793,6 +802,7 @@ class _DocsChoice:
     saved_for: int | None = None  # the stored chat the choice was saved for
     offers: list[tuple[str, str]] = field(default_factory=list)  # (collection, file path)
     whole: tuple[str, str] | None = None  # the document used whole, if one is chosen
+    sources: list[dict[str, Any]] = field(default_factory=list)  # of the last reply with some
 
 
 _docs = PerTab(_DocsChoice)
@@ -806,13 +816,24 @@ def _collection_names() -> tuple[list[str], list[str]]:
     return [], []
 
 
-def _show_documents(state: State, chat_id: int | None) -> None:
-    """The open chat's collections (a new chat: none yet) and the documents on offer."""
+def _show_documents(
+    state: State, chat_id: int | None, messages: Sequence[StoredMessage] = ()
+) -> None:
+    """The open chat's collections (a new chat: none yet), the documents on offer and the
+    sources of its last reply that had some."""
     choice = _docs.reset(state)
     if chat_id is not None:
         with contextlib.suppress(LocalChatError):
             choice.collections = app().library.chat_collections(chat_id)
         choice.saved_for = chat_id
+    sources: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        if message.role == "assistant":
+            with contextlib.suppress(LocalChatError):
+                sources = app().library.sources(message.id)
+            if sources:
+                break
+    _show_sources(state, sources)
     refresh_documents(state)
 
 
@@ -959,6 +980,55 @@ def _sources_md(message_id: int | None) -> str:
     except LocalChatError:
         return ""
     return sources_markdown(sources, _source_words())
+
+
+def _last_reply_sources(state: State, message_id: int | None) -> str:
+    """The Markdown of a reply that just ended; its sources become the ones shown whole."""
+    sources: list[dict[str, Any]] = []
+    if message_id is not None:
+        with contextlib.suppress(LocalChatError):
+            sources = app().library.sources(message_id)
+    if sources:
+        _show_sources(state, sources)
+    return sources_markdown(sources, _source_words())
+
+
+def _show_sources(state: State, sources: list[dict[str, Any]]) -> None:
+    _docs(state).sources = sources
+    words = _source_words()
+    lov = [(str(i), f"{i + 1}. {source_label(s, words)}") for i, s in enumerate(sources)]
+    if state.has_sources != bool(sources):
+        state.has_sources = bool(sources)
+    state.src_title = app().labels["docs_passages_title"].format(n=len(sources))
+    state.src_lov = lov
+    state.src_choice = lov[0][0] if lov else ""
+    state.src_passage = str(sources[0].get("text") or "") if sources else ""
+
+
+def show_passage(state: State, var_name: str, value: Any) -> None:
+    """A click on a source: its passage, whole."""
+    sources = _docs(state).sources
+    index = int(value) if isinstance(value, str) and value.isdecimal() and len(value) < 4 else -1
+    if 0 <= index < len(sources):
+        state.src_passage = str(sources[index].get("text") or "")
+
+
+def _sources_panel(t: Any) -> None:
+    """The last reply's sources, each passage shown whole when clicked."""
+    with (
+        tgb.part(render="{has_sources}", id="sources_panel"),
+        tgb.expandable(title="{src_title}", expanded=False, id="sources_bar"),
+        tgb.layout("minmax(200px, 1fr) 2fr", columns__mobile="1", class_name="lc-docs-bar"),
+    ):
+        tgb.selector(
+            "{src_choice}",
+            lov="{src_lov}",
+            value_by_id=True,
+            on_change=show_passage,
+            id="src_list",
+            class_name="fullwidth",
+        )
+        tgb.text("{src_passage}", id="src_passage", class_name="lc-passage")
 
 
 def _documents_bar(t: Any) -> None:

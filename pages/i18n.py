@@ -439,6 +439,7 @@ _EN_DOCUMENTS = {
         "Nothing in the chosen documents matches this question: the model answers without them."
     ),
     "docs_sources": "Sources",
+    "docs_passages_title": "Sources of the last reply ({n}): the passages",
     "docs_source_page": "page {page}",
     "docs_source_section": "“{section}”",
 }
@@ -535,6 +536,7 @@ _KO_DOCUMENTS = {
         "선택한 문서에 이 질문과 맞는 내용이 없습니다. 모델이 문서 없이 답합니다."
     ),
     "docs_sources": "출처",
+    "docs_passages_title": "마지막 답변의 출처 ({n}개): 구절 보기",
     "docs_source_page": "{page}쪽",
     "docs_source_section": "“{section}”",
 }

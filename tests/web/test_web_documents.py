@@ -112,6 +112,12 @@ def test_uploaded_documents_answer_with_their_sources(
     expect(bubbles(page, "received")).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
     reply = wait_for_reply_end(page, REPLY_TIMEOUT_MS)
     assert "festival.pdf, page 2" in _sources(reply)  # the fact is on the PDF's 2nd page
+    # Each source's passage, whole, on click.
+    page.locator("#sources_bar").click()
+    page.locator("#src_list").get_by_role("button", name="1. festival.pdf, page 2").click()
+    expect(page.locator("#src_passage")).to_have_text(
+        "The Zorblat festival is held in Quenville every April. It celebrates purple turnips."
+    )
     page.screenshot(path=str(shots / "documents-chat-sources.png"))
 
     # Stored with the chat: the choice and each reply's sources, shown again after a reload.
@@ -161,6 +167,19 @@ def test_the_progress_bar_survives_a_reload_and_cancel_keeps_what_is_done(
         info = library.collection("many")
     assert info.state == "cancelled" and 0 < info.files_indexed < 600
     assert info.files_pending == 600 - info.files_indexed  # Index carries on from here
+
+    # Remove asks first; keeping changes nothing, removing forgets it (the files stay).
+    page.locator("#remove_collection").click()
+    dialog = page.locator("#remove_dialog")
+    expect(dialog).to_contain_text("Remove the collection many and its index?")
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(page.locator("#doc_list")).to_contain_text("many")
+    page.locator("#remove_collection").click()
+    dialog.get_by_role("button", name="Remove").click()
+    expect(page.locator("#doc_list")).not_to_contain_text("many")
+    with _library(app) as library:
+        assert "many" not in [c.name for c in library.collections()]
+    assert len(list(folder.iterdir())) == 600
 
 
 @pytest.mark.parametrize("language", ["en", "ko"])
