@@ -332,3 +332,27 @@ def test_a_whole_document_that_fits_goes_to_the_model_whole(
     assert all(f"finding number {i} is teal" in prompt for i in range(8))  # not just passages
     sources = library.sources(chat.messages[1].id)
     assert [Path(s["source"]).name for s in sources] == ["report.md"]
+
+
+def test_the_app_s_indexing_waits_while_the_model_writes(served: Any, tmp_path: Path) -> None:
+    _gui, _app, context, fake = served
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"n{i}.md").write_text(f"# Note {i}\n" + f"word{i} " * 400)
+    context.library.create("waits", [folder])
+    fake.busy = True  # as while a reply streams (AppContext.generating reads it)
+    try:
+        assert context.generating()
+        context.indexing.start("waits")
+        time.sleep(1.5)  # the helper starts and is told to pause
+        first = context.library.collection("waits")
+        time.sleep(2.0)
+        later = context.library.collection("waits")
+        assert "waits" in context.indexing.running()
+        assert (later.files_indexed, later.chunks) == (first.files_indexed, first.chunks)
+        assert later.files_indexed < 60
+    finally:
+        fake.busy = False
+    context.indexing.wait("waits", 60)
+    assert context.library.collection("waits").files_indexed == 60
