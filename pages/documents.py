@@ -182,7 +182,11 @@ def _files_table(name: str) -> pd.DataFrame:
     rows = []
     if name:
         with contextlib.suppress(LocalChatError):
-            for record in app().library.files(name):
+            records = app().library.files(name)
+            # Skipped files first (with why), then those still to do, then the indexed ones.
+            order = {"failed": 0, "pending": 1}
+            records.sort(key=lambda r: (order.get(r.status, 2), r.path))
+            for record in records:
                 rows.append(
                     [
                         record.path.rsplit("/", 1)[-1],
@@ -318,7 +322,7 @@ def upload_files(state: State) -> None:
     t = ctx.labels
     values = state.upload_paths
     state.upload_paths = ""  # a new value: Taipy appends the next upload's paths to a list
-    paths = values if isinstance(values, list) else [values]
+    paths = [v for v in (values if isinstance(values, list) else [values]) if v != ""]
     name = _tab(state).selected
     if not name:
         for value in paths[:MAX_UPLOADS]:  # the uploads are not kept
@@ -605,7 +609,7 @@ def _files_card(t: Any) -> None:
         tgb.table(
             "{doc_files}",
             id="doc_files",
-            show_all=True,
-            height="auto",
+            page_size=25,  # a folder may hold thousands of files
+            page_size_options=[25, 100, 500],
             class_name="lc-model-table lc-docs-files",
         )
