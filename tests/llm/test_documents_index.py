@@ -170,6 +170,34 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_run_resumes(
     assert library.collection("big").files_indexed == 40
 
 
+def test_a_run_the_app_s_stop_cuts_resumes_at_the_next_start_and_a_cancelled_one_does_not(
+    library: Library, tmp_path: Path
+) -> None:
+    library.create("cut", [big_folder(tmp_path / "cut", files=40)])
+    library.create("stopped", [big_folder(tmp_path / "stopped", files=40)])
+    service = IndexingService(library)
+    for name in ("cut", "stopped"):
+        service.start(name)
+    deadline = time.monotonic() + 60
+    while (
+        min(library.progress(n).files_done for n in ("cut", "stopped")) < 2
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    service.cancel("stopped")  # the user's Cancel
+    service.close()  # the app stops
+    assert library.progress("cut").state == "interrupted"
+    assert library.progress("stopped").state == "cancelled"
+    done = library.collection("cut").files_indexed
+    assert 2 <= done < 40
+    again = IndexingService(library)  # the app starts again
+    assert again.resume_interrupted() == ["cut"]
+    again.wait("cut", timeout=120)
+    assert again.results == {"cut": "done"}
+    assert library.collection("cut").files_indexed == 40
+    assert library.progress("stopped").state == "cancelled"
+
+
 def test_pauses_while_busy_and_cancel_keeps_what_is_stored(
     library: Library, tmp_path: Path
 ) -> None:
