@@ -218,3 +218,40 @@ def test_a_typed_folder_outside_the_roots_is_refused_and_nothing_changes(
         with _library(app) as library:
             assert library.collection("notes").paths == (str(allowed),)
         page.close()
+
+
+def test_an_app_restart_resumes_indexing_where_it_stopped(
+    browser: Browser, models_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(400):
+        words = " ".join(f"word{i}x{j} fact{j}" for j in range(300))
+        (folder / f"note-{i:03d}.md").write_text(f"# Note {i}\n{words}\n")
+    work = tmp_path / "app"
+    with running_app(work, models_dir) as app:
+        page = open_page(browser, app.url)
+        _create(page, "many")
+        page.locator("#folder_path").fill(str(folder))
+        page.locator("#folder_path").press("Enter")
+        expect(page.locator("#doc_line")).to_contain_text(
+            re.compile(r"[1-9]\d* of 400 files"), timeout=INDEX_TIMEOUT_MS
+        )
+        page.close()
+    # Stopped (SIGTERM, as a service manager or Ctrl+C stops it) in the middle.
+    with _library(app) as library:
+        before = library.collection("many")
+    assert before.state == "interrupted" and 0 < before.files_indexed < 400
+    with running_app(work, models_dir) as app:  # the same data folder
+        page = open_page(browser, app.url)
+        go_to(page, "Documents")
+        line = page.locator("#doc_line")
+        expect(line).to_contain_text("ready", timeout=INDEX_TIMEOUT_MS)
+        page.close()
+    with _library(app) as library:
+        after = library.collection("many")
+        indexed = {r.path for r in library.files("many") if r.status == "indexed"}
+    assert after.files_indexed == 400
+    # Only what was left was read again: the resumed run counted the rest.
+    assert after.progress.files_total == 400 - before.files_indexed
+    assert len(indexed) == 400
