@@ -87,10 +87,9 @@ def init_state(state: State) -> None:
     state.upload_paths = ""
     state.doc_error = ""
     state.confirm_remove = False
-    _show_embedders(state)
     infos = _collections()
     tab = _tab.reset(state)
-    tab.embedders = [spec for spec, _ in state.embedder_lov]
+    _show_embedders(state)
     # A reloaded tab shows the collection being indexed, if one is, with its progress.
     running = [i.name for i in infos if i.state == "running"]
     tab.selected = (running or [i.name for i in infos] or [""])[0]
@@ -107,7 +106,8 @@ def _collections() -> list[CollectionInfo]:
 
 
 def _show_embedders(state: State) -> None:
-    """WordLlama, every GGUF file of the models folder, and each backend's default model."""
+    """Offer WordLlama, every GGUF file of the models folder and each backend's default
+    model (the server keeps the list: only these are accepted)."""
     ctx = app()
     t = ctx.labels
     options = [(DEFAULT_EMBEDDER, t["docs_embedder_default"])]
@@ -120,8 +120,12 @@ def _show_embedders(state: State) -> None:
         for b in ctx.config.backends
         if b.default_model
     ]
+    _tab(state).embedders = [spec for spec, _ in options]
     state.embedder_lov = options
     state.new_embedder = DEFAULT_EMBEDDER
+
+
+refresh.subscribe(refresh.MODELS, _show_embedders)  # a model was downloaded or removed
 
 
 def _state_word(info: CollectionInfo) -> str:
