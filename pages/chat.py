@@ -789,9 +789,8 @@ def _chat_list(t: Any) -> None:
 
 
 # --- documents: the collections a chat answers from --------------------------------------------
-MAX_WHOLE_OFFERS = 50  # documents offered whole at once
+MAX_WHOLE_OFFERS = 30  # documents measured and offered whole at once
 NO_WHOLE = "none"  # the whole-document choice that uses passages (a selector shows no "")
-TOKENS_PER_PASSAGE = 300  # a passage of about 800 characters, erring high: the offer's estimate
 
 
 @dataclass
@@ -867,7 +866,7 @@ def _offer_whole(state: State) -> None:
     first, at most MAX_WHOLE_OFFERS of them, each measured from its stored text)."""
     choice = _docs(state)
     ctx = app()
-    budget = whole_document_budget(_tab(state).session) if choice.collections else 0
+    budget = _whole_budget(state) if choice.collections else 0
     candidates = []
     for name in choice.collections:
         with contextlib.suppress(LocalChatError):
@@ -893,6 +892,14 @@ def _offer_whole(state: State) -> None:
         state.whole_lov = labels
     if state.whole_choice != shown:
         state.whole_choice = shown
+
+
+def _whole_budget(state: State) -> int:
+    """Tokens a whole document may take in this tab's chat now (0 when none can)."""
+    try:
+        return whole_document_budget(_tab(state).session)
+    except LocalChatError:  # e.g. a system prompt the model cannot take
+        return 0
 
 
 def choose_documents(state: State, var_name: str, value: Any) -> None:
@@ -926,7 +933,7 @@ def choose_whole(state: State, var_name: str, value: Any) -> None:
         document = None
         with contextlib.suppress(LocalChatError):
             document = ctx.library.whole_document(*offer)
-        budget = whole_document_budget(_tab(state).session)
+        budget = _whole_budget(state)
         if document is None or not document.fits(budget):
             tokens = document.tokens if document else 0
             notify(
