@@ -74,6 +74,7 @@ class _DocsTab:
 
     selected: str = ""
     embedders: list[str] = field(default_factory=lambda: [DEFAULT_EMBEDDER])
+    files_shown: list[list[Any]] | None = None  # the files table's rows last sent
 
 
 _tab = PerTab(_DocsTab)
@@ -94,7 +95,7 @@ def init_state(state: State) -> None:
     running = [i.name for i in infos if i.state == "running"]
     tab.selected = (running or [i.name for i in infos] or [""])[0]
     # A table takes its columns from its first value: give it the right ones, maybe empty.
-    state.doc_files = _files_table(tab.selected)
+    _show_files(state, tab.selected)
     _show(state, infos)
 
 
@@ -243,8 +244,18 @@ def _show(state: State, infos: list[CollectionInfo] | None = None, *, files: boo
     _set(state, "doc_line", line)
     _set(state, "doc_running", info.state == "running")
     if files:
-        state.doc_files = _files_table(info.name)
+        _show_files(state, info.name)
         _set(state, "doc_embedder", info.embedder)
+
+
+def _show_files(state: State, name: str) -> None:
+    """Send the files table when its rows changed (not at every push of the progress)."""
+    table = _files_table(name)
+    rows = table.values.tolist()
+    tab = _tab(state)
+    if rows != tab.files_shown:
+        tab.files_shown = rows
+        state.doc_files = table
 
 
 def _typed(payload: Any, bound: Any) -> str:
