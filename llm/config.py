@@ -216,6 +216,10 @@ class Config:
     # web pages of these origins (scheme://host[:port]) may call it from a browser (CORS).
     api_enabled: bool = False
     api_cors_origins: tuple[str, ...] = ()
+    # Folders under which a folder typed in a page may be indexed when the app can be reached
+    # from other machines (docs/SECURITY.md); the command line may add any folder.
+    documents_roots: tuple[Path, ...] = ()
+    config_file: Path | None = None  # the config.toml read (None: defaults); never indexed
 
     def backend(self, name: str) -> Backend | None:
         """The remote backend called `name`; None for "local"; ConfigError if unknown."""
@@ -233,6 +237,10 @@ class Config:
         for key in ("models_dir", "data_dir"):
             if key in merged:
                 merged[key] = Path(merged[key]).expanduser().resolve()
+        if "documents_roots" in merged:
+            merged["documents_roots"] = tuple(
+                Path(root).expanduser().resolve() for root in merged["documents_roots"]
+            )
         config = dataclasses.replace(self, **merged)
         config.validate()
         return config
@@ -313,6 +321,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
             for name in SAMPLING_FIELDS
         },
     },
+    "documents": {
+        "roots": ("documents_roots", list),
+    },
 }
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
@@ -383,6 +394,12 @@ def config_from_dict(data: dict[str, Any], *, base_dir: Path = PROJECT_DIR) -> C
     for key in ("models_dir", "data_dir"):
         if key in top:
             top[key] = (base_dir / Path(top[key]).expanduser()).resolve()
+    if "documents_roots" in top:
+        if not all(root.strip() for root in top["documents_roots"]):
+            raise ConfigError('documents.roots: "" is not a folder (write the folder\'s path)')
+        top["documents_roots"] = tuple(
+            (base_dir / Path(root).expanduser()).resolve() for root in top["documents_roots"]
+        )
     for key in sampling:
         if _FIELD_TYPES[key] == "float":
             sampling[key] = float(sampling[key])
@@ -406,6 +423,7 @@ def load_config(path: str | Path | None = None) -> Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
         config = config_from_dict(data, base_dir=config_path.resolve().parent)
+        config = dataclasses.replace(config, config_file=config_path.resolve())
     elif explicit:
         raise ConfigError(f"config file not found: {config_path}")
     else:

@@ -1,8 +1,8 @@
-"""LocalChat's Taipy pages: the root page (navbar, language switch, theme toggle), `chat` and
-`models`, and the two pages shown inside them: `downloads` ("Get models", in the models page)
-and `first_model` (the offers of a first model, in both when the models folder is empty).
-Each is built once per language; every request renders the one of the browser's language
-(web/language.py).
+"""LocalChat's Taipy pages: the root page (navbar, language switch, theme toggle), `chat`,
+`models` and `documents`, and the two pages shown inside them: `downloads` ("Get models", in
+the models page) and `first_model` (the offers of a first model, in both when the models
+folder is empty). Each is built once per language; every request renders the one of the
+browser's language (web/language.py).
 
 Each page module holds its variables, its callbacks and a `build_page()` that lays it out with
 the Taipy page builder; pages never import each other: what one changes for the others goes
@@ -23,11 +23,11 @@ from web.context import app
 from web.language import ROUTE as LANGUAGE_ROUTE
 from web.language import TabLabels
 
-from . import chat, downloads, first_model, model_actions, models
+from . import chat, documents, downloads, first_model, model_actions, models
 from .wording import error_text
 
 _FRAME = inspect.currentframe()
-_PAGES = (chat, models, downloads, first_model)
+_PAGES = (chat, models, downloads, first_model, documents)
 
 
 def create_pages() -> dict[str, Page]:
@@ -69,6 +69,7 @@ def install(gui: Gui) -> None:
     app().describe_error = error_text  # errors from the pages' background work, in words
     downloads.watch(gui)
     model_actions.watch_downloads(gui)
+    documents.watch(gui)
 
 
 def _root_page() -> tgb.Page:
@@ -77,7 +78,11 @@ def _root_page() -> tgb.Page:
     with tgb.Page(frame=_FRAME) as page, tgb.layout("auto 1fr auto", class_name="lc-header"):
         tgb.text(ctx.config.title, class_name="lc-title", id="app_title")
         tgb.navbar(
-            lov=[("/chat", t["nav_chat"]), ("/models", t["nav_models"])],
+            lov=[
+                ("/chat", t["nav_chat"]),
+                ("/models", t["nav_models"]),
+                ("/documents", t["nav_documents"]),
+            ],
             id="navbar",
             class_name="lc-navbar",
         )

@@ -18,6 +18,13 @@ chat list, the settings.
 A reply runs in a worker thread that iterates the `SavedReply` and publishes the growing text
 to the tab's view; while the request waits behind other tabs' requests, the view shows its
 place in the queue.
+
+Documents (`llm.documents`, the collections made on the documents page): a chat may answer
+from collections chosen above the conversation, remembered per chat (a new chat's choice is
+stored with it at its first message). Each message (an edit and a regenerated reply too) then
+goes through `ask_with_documents` (passages in the prompt, sources stored with the reply), or
+all of one document when the user chose one that fits the context; the conversation shows a
+reply's sources under it (`Library.sources(message_id)`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import inspect
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import taipy.gui.builder as tgb
@@ -44,6 +51,8 @@ from taipy.gui import (
 from llm import chat_export
 from llm.chat_log import ChatLog, SavedReply
 from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_field
+from llm.documents import ask_with_documents, ask_with_whole_document, whole_document_budget
+from llm.documents.sources_text import SourceWords, source_label
 from llm.errors import LocalChatError
 from llm.model_files import resolve_model
 from llm.prompts import template_system_prompt
@@ -97,6 +106,12 @@ model_loading = False
 confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
+# Documents: the collections this chat answers from (the server keeps the choice: _DocsChoice).
+docs_lov: list[tuple[str, str]] = []  # (collection, label)
+docs_chosen: list[str] = []
+docs_title = ""  # the documents bar's title: "Documents: notes, pets"
+whole_lov: list[tuple[str, str]] = []  # (NO_WHOLE or an index into _DocsChoice.offers, label)
+whole_choice = "none"
 
 _SETTING_NAMES = frozenset(name for name, _ in _SETTINGS)
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
@@ -144,6 +159,7 @@ def init_state(state: State) -> None:
     _show_settings(state, ctx.default_system_prompt(), ctx.config.sampling)
     _show_chat_facts(state, None)
     refresh_model(state)
+    _show_documents(state, None)
 
 
 def _view(state: State) -> ChatView:
@@ -178,6 +194,7 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
     return conversation.conversation_json(
         ctx.labels,
         chat,
+        sources=_sources(chat),
         live_id=tab.reply_id if tab.busy else None,
         live_key=tab.live_key if tab.busy and not tab.queued else "",
         busy=tab.busy,
@@ -185,6 +202,25 @@ def _snapshot(tab: _Tab) -> dict[str, Any]:
         max_tokens=tab.session.params.max_tokens,
         continue_refusal=(ctx.labels["continue_refused"].format(reason=refusal) if refusal else ""),
     )
+
+
+def _sources(chat: StoredChat | None) -> dict[int, list[dict[str, str]]]:
+    """The sources of each reply of the branch shown that used documents: a label (file,
+    page or section) and the passage, plain text."""
+    if chat is None:
+        return {}
+    words, library = _source_words(), app().library
+    found: dict[int, list[dict[str, str]]] = {}
+    for message in chat.messages:
+        if message.role == "assistant" and message.status != "streaming":
+            with contextlib.suppress(LocalChatError):
+                rows = library.sources(message.id)
+                if rows:
+                    found[message.id] = [
+                        {"label": source_label(row, words), "text": str(row.get("text") or "")}
+                        for row in rows
+                    ]
+    return found
 
 
 def _search(words: str) -> list[dict[str, Any]]:
@@ -422,7 +458,7 @@ def send(state: State, var_name: str, payload: dict[str, Any]) -> None:
     def ask(cancel: threading.Event, on_queue: Callable[[int], None]) -> SavedReply:
         tab.session.messages_for(text)  # a message the model cannot take stores nothing
         log = tab.chat_log or ChatLog.start(app().store, tab.session)
-        reply = log.ask(text, cancel=cancel, on_queue=on_queue)
+        reply = _ask(state, log, text, cancel, on_queue)
         tab.chat_log = log
         return reply
 
@@ -624,7 +660,7 @@ def _act(state: State, action: ViewAction) -> str:
             return ""
     except (LocalChatError, ValueError) as exc:
         return error_text(exc, t)
-    make = _reply_maker(log, action)
+    make = _reply_maker(state, log, action)
     return error_text(_start_reply(state, make, question=action.text), t)
 
 
@@ -651,18 +687,49 @@ def _follow_store(tab: _Tab) -> None:
             tab.leaf_id = app().store.get_chat(log.chat_id).current_leaf_id
 
 
-def _reply_maker(log: ChatLog, action: ViewAction) -> _MakeReply:
-    """What starts the reply an edit, a regenerate or a continue asks for."""
+def _reply_maker(state: State, log: ChatLog, action: ViewAction) -> _MakeReply:
+    """What starts the reply an edit, a regenerate or a continue asks for (an edit and a
+    regenerate answer from the chat's documents too, as a sent message does)."""
     message_id = action.message_id
 
     def make(cancel: threading.Event, on_queue: Callable[[int], None]) -> SavedReply:
-        if action.kind == "edit":
-            return log.edit(message_id, action.text, cancel=cancel, on_queue=on_queue)
-        if action.kind == "regenerate":
-            return log.regenerate(message_id, cancel=cancel, on_queue=on_queue)
-        return log.continue_reply(message_id, cancel=cancel, on_queue=on_queue)
+        if action.kind == "continue":
+            return log.continue_reply(message_id, cancel=cancel, on_queue=on_queue)
+        asker = _Branching(log, action.kind, message_id)
+        return _ask(state, asker, asker.question(action.text), cancel, on_queue)
 
     return make
+
+
+@dataclass
+class _Branching:
+    """A `ChatLog` whose `ask` edits user message `message_id` or regenerates reply
+    `message_id` instead of adding an exchange: what `ask_with_documents` calls."""
+
+    log: ChatLog
+    kind: str  # "edit" or "regenerate"
+    message_id: int
+
+    @property
+    def session(self) -> ChatSession:
+        return self.log.session
+
+    @property
+    def chat_id(self) -> int:
+        return self.log.chat_id
+
+    def question(self, edited: str) -> str:
+        """The message the reply answers: the edited text, or the regenerated reply's prompt."""
+        if self.kind == "edit":
+            return edited
+        tree = {m.id: m for m in self.log.store.tree(self.log.chat_id)}
+        parent = tree[self.message_id].parent_id if self.message_id in tree else None
+        return tree[parent].content if parent in tree else ""
+
+    def ask(self, text: str, **options: Any) -> SavedReply:
+        if self.kind == "edit":
+            return self.log.edit(self.message_id, text, **options)
+        return self.log.regenerate(self.message_id, **options)
 
 
 def _leave_chat(state: State) -> None:
@@ -693,6 +760,7 @@ def new_chat(state: State) -> None:
     _changed(state)
     _show_chat_facts(state, None)
     refresh_model(state)
+    _show_documents(state, None)
 
 
 def _open(state: State, chat_id: int) -> None:
@@ -708,6 +776,7 @@ def _open(state: State, chat_id: int) -> None:
     _show_settings(state, chat.system_prompt, log.session.params)
     _show_chat_facts(state, chat)
     _show_model(state)
+    _show_documents(state, chat_id)
 
 
 def _open_hit(state: State, chat_id: int, message_id: int) -> str:
@@ -904,6 +973,7 @@ def build_page() -> tgb.Page:
                 tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
                 tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
             # Drawn by web/static/conversation.js (web/chat_view.py), never by page variables.
+            _documents_bar(t)
             tgb.part(id="conversation", class_name="lc-conversation")
             tgb.part(id="context_used", class_name="lc-context")  # conversation.js: tokens used
             # What the component reads from the page (see web/chat_view.py).
@@ -1025,3 +1095,212 @@ def _chat_list(t: Any) -> None:
             id="delete_dialog",
         ):
             tgb.text("{delete_question}")
+
+
+# --- documents: the collections a chat answers from --------------------------------------------
+MAX_WHOLE_OFFERS = 30  # documents measured and offered whole at once
+NO_WHOLE = "none"  # the whole-document choice that uses passages (a selector shows no "")
+
+
+@dataclass
+class _DocsChoice:
+    """What the server keeps of a tab's documents choice (the bound variables only show it)."""
+
+    collections: list[str] = field(default_factory=list)
+    saved_for: int | None = None  # the stored chat the choice was saved for
+    offers: list[tuple[str, str]] = field(default_factory=list)  # (collection, file path)
+    whole: tuple[str, str] | None = None  # the document used whole, if one is chosen
+
+
+_docs = PerTab(_DocsChoice)
+
+
+def _collection_names() -> tuple[list[str], list[str]]:
+    """Every collection, and those with indexed files (the ones offered)."""
+    with contextlib.suppress(LocalChatError):
+        infos = app().library.collections()
+        return [c.name for c in infos], [c.name for c in infos if c.files_indexed]
+    return [], []
+
+
+def _show_documents(state: State, chat_id: int | None) -> None:
+    """The open chat's collections (a new chat: none yet) and the documents on offer."""
+    choice = _docs.reset(state)
+    if chat_id is not None:
+        with contextlib.suppress(LocalChatError):
+            choice.collections = app().library.chat_collections(chat_id)
+        choice.saved_for = chat_id
+    refresh_documents(state)
+
+
+def refresh_documents(state: State) -> None:
+    """Show the collections there are (some were made, removed or indexed) and this tab's
+    choice among them."""
+    choice = _docs(state)
+    names, indexed = _collection_names()
+    choice.collections = [n for n in choice.collections if n in names]  # removed ones go
+    lov = [(n, n) for n in dict.fromkeys([*indexed, *choice.collections])]
+    if [tuple(row) for row in state.docs_lov or []] != lov:
+        state.docs_lov = lov
+    if list(state.docs_chosen or []) != choice.collections:
+        state.docs_chosen = list(choice.collections)
+    t = app().labels
+    title = (
+        t["docs_bar_chosen"].format(names=", ".join(choice.collections))
+        if choice.collections
+        else t["docs_bar"]
+    )
+    if state.docs_title != title:
+        state.docs_title = title
+    _offer_whole(state)
+
+
+refresh.subscribe(refresh.DOCUMENTS, refresh_documents)
+
+
+def _offer_whole(state: State) -> None:
+    """Offer the chosen collections' documents that fit the context whole (the smallest
+    first, at most MAX_WHOLE_OFFERS of them, each measured from its stored text)."""
+    choice = _docs(state)
+    ctx = app()
+    budget = _whole_budget(state) if choice.collections else 0
+    candidates = []
+    for name in choice.collections:
+        with contextlib.suppress(LocalChatError):
+            candidates += [
+                (record.chunk_count, name, record.path)
+                for record in ctx.library.files(name)
+                if record.status == "indexed" and 0 < record.chunk_count <= budget
+            ]
+    offers: list[tuple[str, str]] = []
+    labels = [(NO_WHOLE, ctx.labels["docs_whole_none"])]
+    for _, name, path in sorted(candidates)[:MAX_WHOLE_OFFERS]:
+        document = None
+        with contextlib.suppress(LocalChatError):
+            document = ctx.library.whole_document(name, path)
+        if document is not None and document.fits(budget):
+            offers.append((name, path))
+            labels.append((str(len(offers) - 1), f"{path.rsplit('/', 1)[-1]} · {name}"))
+    choice.offers = offers
+    if choice.whole not in choice.offers:
+        choice.whole = None
+    shown = str(choice.offers.index(choice.whole)) if choice.whole else NO_WHOLE
+    if [tuple(row) for row in state.whole_lov or []] != labels:
+        state.whole_lov = labels
+    if state.whole_choice != shown:
+        state.whole_choice = shown
+
+
+def _whole_budget(state: State) -> int:
+    """Tokens a whole document may take in this tab's chat now (0 when none can)."""
+    try:
+        return whole_document_budget(_tab(state).session)
+    except LocalChatError:  # e.g. a system prompt the model cannot take
+        return 0
+
+
+def choose_documents(state: State, var_name: str, value: Any) -> None:
+    """The collections selector: answer from these (remembered with a stored chat)."""
+    ctx = app()
+    names, _ = _collection_names()
+    chosen = value if isinstance(value, list) else []
+    choice = _docs(state)
+    texts = [n for n in chosen if isinstance(n, str)]  # a client can send anything
+    choice.collections = [n for n in dict.fromkeys(texts) if n in names]
+    log = _tab(state).chat_log
+    if log is not None:
+        try:
+            ctx.library.set_chat_collections(log.chat_id, choice.collections)
+            choice.saved_for = log.chat_id
+        except LocalChatError as exc:
+            notify(state, "error", str(exc))
+    refresh_documents(state)
+
+
+def choose_whole(state: State, var_name: str, value: Any) -> None:
+    """The whole-document selector: use all of one document (it must fit the context)."""
+    choice = _docs(state)
+    # An offer's index as the selector sent it; anything else (a client can send anything,
+    # "-1" included) is no offer.
+    index = int(value) if isinstance(value, str) and value.isdecimal() and len(value) < 6 else -1
+    offer = choice.offers[index] if 0 <= index < len(choice.offers) else None
+    choice.whole = None
+    if offer is not None:
+        ctx = app()
+        document = None
+        with contextlib.suppress(LocalChatError):
+            document = ctx.library.whole_document(*offer)
+        budget = _whole_budget(state)
+        if document is None or not document.fits(budget):
+            tokens = document.tokens if document else 0
+            notify(
+                state,
+                "error",
+                ctx.labels["docs_whole_too_big"].format(
+                    file=offer[1].rsplit("/", 1)[-1], tokens=tokens, budget=budget
+                ),
+            )
+        else:
+            choice.whole = offer
+    _offer_whole(state)
+
+
+def _ask(
+    state: State, log: ChatLog | _Branching, text: str, cancel: threading.Event, on_queue: Any
+) -> SavedReply:
+    """A message's request (sent, edited or asked again): with the chosen collections'
+    passages (or the whole document chosen) when there are any; a new chat's choice is stored
+    with it here."""
+    choice = _docs(state)
+    ctx = app()
+    if not choice.collections:
+        return log.ask(text, cancel=cancel, on_queue=on_queue)
+    if choice.saved_for != log.chat_id:
+        ctx.library.set_chat_collections(log.chat_id, choice.collections)
+        choice.saved_for = log.chat_id
+    if choice.whole is not None:
+        reply, _ = ask_with_whole_document(
+            log, ctx.library, text, *choice.whole, cancel=cancel, on_queue=on_queue
+        )
+        return reply
+    reply, context = ask_with_documents(
+        log, ctx.library, text, choice.collections, cancel=cancel, on_queue=on_queue
+    )
+    if context.nothing_relevant:
+        notify(state, "info", ctx.labels["docs_nothing_relevant"])
+    return reply
+
+
+def _source_words() -> SourceWords:
+    t = app().labels
+    return SourceWords(t["docs_sources"], t["docs_source_page"], t["docs_source_section"])
+
+
+def _documents_bar(t: Any) -> None:
+    """Above the conversation: the collections this chat answers from, and whole-document
+    mode."""
+    with (
+        tgb.expandable(title="{docs_title}", expanded=False, id="docs_bar"),
+        tgb.layout("1fr 1fr", columns__mobile="1", class_name="lc-docs-bar"),
+    ):
+        tgb.selector(
+            "{docs_chosen}",
+            lov="{docs_lov}",
+            value_by_id=True,
+            multiple=True,
+            dropdown=True,
+            label=t["docs_use"],
+            on_change=choose_documents,
+            id="docs_chosen",
+            class_name="fullwidth",
+        )
+        tgb.selector(
+            "{whole_choice}",
+            lov="{whole_lov}",
+            value_by_id=True,
+            dropdown=True,
+            label=t["docs_whole"],
+            on_change=choose_whole,
+            id="whole_choice",
+            class_name="fullwidth",
+        )

@@ -44,6 +44,7 @@ VIEW_LABELS = (
     "search_none",
     "search_results",
     "empty_reply",
+    "docs_sources",
 )
 
 
@@ -71,9 +72,11 @@ def message_json(
     *,
     live_id: int | None,
     continue_refusal: str,
+    sources: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """One message of the visible branch. `live_id`: the reply this tab is writing now;
-    `continue_refusal`: why the engine cannot continue a reply ("" when it can)."""
+    `continue_refusal`: why the engine cannot continue a reply ("" when it can); `sources`:
+    the passages a reply was given from documents (label and text each)."""
     live = message.id == live_id
     siblings = list(message.sibling_ids) or [message.id]
     item: dict[str, Any] = {
@@ -87,6 +90,7 @@ def message_json(
         "footer": "",
         "can_continue": False,
         "continue_refusal": "",
+        "sources": [{"label": str(x["label"]), "text": str(x["text"])} for x in sources],
     }
     if message.role == "assistant" and not live:
         item["footer"] = footer(
@@ -147,6 +151,7 @@ def conversation_json(
     labels: Mapping[str, str],
     chat: StoredChat | None,
     *,
+    sources: Mapping[int, Sequence[Mapping[str, str]]] | None = None,
     live_id: int | None,
     live_key: str,
     busy: bool,
@@ -162,7 +167,13 @@ def conversation_json(
         "busy": busy,
         "live_key": live_key,  # the reply being written: GET /lc-live/<key> (web/live.py)
         "messages": [
-            message_json(labels, m, live_id=live_id, continue_refusal=continue_refusal)
+            message_json(
+                labels,
+                m,
+                live_id=live_id,
+                continue_refusal=continue_refusal,
+                sources=(sources or {}).get(m.id, ()),
+            )
             for m in messages
         ],
         "context": context_used(labels, messages, n_ctx, max_tokens),

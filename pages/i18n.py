@@ -545,3 +545,199 @@ _LABELS = {"en": _EN, "ko": _KO}
 def labels(language: str) -> Mapping[str, str]:
     """The labels for `language` ("en" or "ko"), read-only."""
     return MappingProxyType(_LABELS[language])
+
+
+# Documents: the documents page (pages/documents.py) and the chat page's documents bar.
+_EN_DOCUMENTS = {
+    "nav_documents": "Documents",
+    "docs_collections": "Collections",
+    "docs_new": "New collection",
+    "docs_name": "Name (letters, digits, spaces, . _ -)",
+    "docs_embedder": "Embedder",
+    "docs_embedder_default": "WordLlama (built in, offline)",
+    "docs_embedder_gguf": "{file} (GGUF, from the models folder)",
+    "docs_create": "Create",
+    "docs_created": "Collection {name} created: add files or a folder.",
+    "docs_create_failed": "Not created: {error}",
+    "docs_empty": (
+        "No collection yet. Make one on the left, then add files or a folder: LocalChat "
+        "indexes them here, on this machine, and the chat page can answer from them."
+    ),
+    "docs_lov_line": "{name} · {state} · {files} files · {chunks} passages",
+    "docs_state_idle": "not indexed",
+    "docs_state_running": "indexing",
+    "docs_state_done": "ready",
+    "docs_state_cancelled": "cancelled",
+    "docs_state_failed": "failed",
+    "docs_state_interrupted": "interrupted",
+    "docs_never_indexed": "Not indexed yet",
+    "docs_files_of": "{done} of {total} files",
+    "docs_passages": "{n} passages",
+    "docs_left": "about {time} left",
+    "docs_info": (
+        "Embedder **{embedder}** · {files} files indexed, {failed} skipped, {pending} to do · "
+        "{chunks} passages  \nFolders: {folders}"
+    ),
+    "docs_no_folders": "none yet",
+    "docs_uploads_folder": "uploaded files",
+    "docs_index": "Index",
+    "docs_remove": "Remove",
+    "docs_remove_title": "Remove the collection?",
+    "docs_remove_question": (
+        "Remove the collection {name} and its index? Your files stay where they are; files "
+        "uploaded to it are deleted from LocalChat's folder."
+    ),
+    "docs_removed": "Collection {name} removed.",
+    "docs_apply": "Use this embedder",
+    "docs_embedder_set": "{name} now uses {embedder}: its passages are embedded again.",
+    "docs_embedder_unknown": "Choose one of the embedders listed.",
+    "docs_add": "Add documents",
+    "docs_upload": "Upload files (PDF, DOCX, Markdown, text, HTML)",
+    "docs_uploaded": "Added to {name}: {files}. Indexing…",
+    "docs_upload_failed": "Some files were not added: {errors}",
+    "docs_folder": "Folder or file on this machine",
+    "docs_add_folder": "Add",
+    "docs_folder_hint": (
+        "Read with its subfolders. When other machines can reach LocalChat, only folders "
+        "under the [documents] roots of config.toml can be added here."
+    ),
+    "docs_folder_added": "Added {path} to {name}. Indexing…",
+    "docs_choose_first": "Create or choose a collection first.",
+    "docs_path_bad": "Type the full path of a folder or file.",
+    "docs_refused_missing": "{path}: there is no such file or folder.",
+    "docs_refused_unsupported": "{path}: LocalChat reads PDF, DOCX, Markdown, text and HTML files.",
+    "docs_refused_own": "{path}: LocalChat's own data, models and settings are not indexed.",
+    "docs_refused_holds_own": (
+        "{path} holds LocalChat's own data, models or settings: add its subfolders instead."
+    ),
+    "docs_refused_outside_roots": (
+        "{path} is not under a folder allowed for documents. Others can reach this LocalChat, "
+        "so a folder typed here must lie under one listed in [documents] roots of config.toml. "
+        "Nothing was added."
+    ),
+    "docs_cancelling": "Stopping after the current batch; what is indexed stays.",
+    "docs_files": "Files",
+    "docs_col_file": "File",
+    "docs_col_state": "State",
+    "docs_col_passages": "Passages",
+    "docs_col_note": "Note",
+    "docs_file_indexed": "indexed",
+    "docs_file_failed": "skipped",
+    "docs_file_pending": "to do",
+    "docs_bar": "Documents: none",
+    "docs_bar_chosen": "Documents: {names}",
+    "docs_use": "Answer from these collections",
+    "docs_whole": "Use a whole document (when it fits)",
+    "docs_whole_none": "No: the passages that match",
+    "docs_whole_too_big": (
+        "{file} takes about {tokens} tokens and the context leaves {budget}: the passages "
+        "that match are used instead."
+    ),
+    "docs_nothing_relevant": (
+        "Nothing in the chosen documents matches this question: the model answers without them."
+    ),
+    "docs_sources": "Sources",
+    "docs_passages_title": "Sources of the last reply ({n}): the passages",
+    "docs_source_page": "page {page}",
+    "docs_source_section": "“{section}”",
+}
+
+_KO_DOCUMENTS = {
+    "nav_documents": "문서",
+    "docs_collections": "컬렉션",
+    "docs_new": "새 컬렉션",
+    "docs_name": "이름 (글자, 숫자, 공백, . _ -)",
+    "docs_embedder": "임베더",
+    "docs_embedder_default": "WordLlama (내장, 오프라인)",
+    "docs_embedder_gguf": "{file} (GGUF, 모델 폴더)",
+    "docs_create": "만들기",
+    "docs_created": "컬렉션 {name}을(를) 만들었습니다. 파일이나 폴더를 추가하세요.",
+    "docs_create_failed": "만들지 못했습니다: {error}",
+    "docs_empty": (
+        "아직 컬렉션이 없습니다. 왼쪽에서 만든 뒤 파일이나 폴더를 추가하세요. LocalChat이 "
+        "이 컴퓨터에서 색인하고, 채팅 페이지에서 그 내용으로 답할 수 있습니다."
+    ),
+    "docs_lov_line": "{name} · {state} · 파일 {files}개 · 구절 {chunks}개",
+    "docs_state_idle": "색인 전",
+    "docs_state_running": "색인 중",
+    "docs_state_done": "준비됨",
+    "docs_state_cancelled": "취소됨",
+    "docs_state_failed": "실패",
+    "docs_state_interrupted": "중단됨",
+    "docs_never_indexed": "아직 색인하지 않았습니다",
+    "docs_files_of": "파일 {total}개 중 {done}개",
+    "docs_passages": "구절 {n}개",
+    "docs_left": "약 {time} 남음",
+    "docs_info": (
+        "임베더 **{embedder}** · 색인된 파일 {files}개, 건너뛴 파일 {failed}개, 남은 파일 "
+        "{pending}개 · 구절 {chunks}개  \n폴더: {folders}"
+    ),
+    "docs_no_folders": "아직 없음",
+    "docs_uploads_folder": "올린 파일",
+    "docs_index": "색인",
+    "docs_remove": "삭제",
+    "docs_remove_title": "컬렉션을 삭제할까요?",
+    "docs_remove_question": (
+        "컬렉션 {name}과(와) 그 색인을 삭제할까요? 원래 파일은 그대로 남고, 이 컬렉션에 "
+        "올린 파일은 LocalChat 폴더에서 지워집니다."
+    ),
+    "docs_removed": "컬렉션 {name}을(를) 삭제했습니다.",
+    "docs_apply": "이 임베더 사용",
+    "docs_embedder_set": "{name}은(는) 이제 {embedder}를 사용합니다. 구절을 다시 임베딩합니다.",
+    "docs_embedder_unknown": "목록에 있는 임베더를 고르세요.",
+    "docs_add": "문서 추가",
+    "docs_upload": "파일 올리기 (PDF, DOCX, Markdown, 텍스트, HTML)",
+    "docs_uploaded": "{name}에 추가함: {files}. 색인 중…",
+    "docs_upload_failed": "추가하지 못한 파일이 있습니다: {errors}",
+    "docs_folder": "이 컴퓨터의 폴더나 파일",
+    "docs_add_folder": "추가",
+    "docs_folder_hint": (
+        "하위 폴더까지 읽습니다. 다른 컴퓨터에서 LocalChat에 접속할 수 있을 때는 config.toml의 "
+        "[documents] roots 아래 폴더만 여기서 추가할 수 있습니다."
+    ),
+    "docs_folder_added": "{path}을(를) {name}에 추가했습니다. 색인 중…",
+    "docs_choose_first": "먼저 컬렉션을 만들거나 고르세요.",
+    "docs_path_bad": "폴더나 파일의 전체 경로를 입력하세요.",
+    "docs_refused_missing": "{path}: 그런 파일이나 폴더가 없습니다.",
+    "docs_refused_unsupported": (
+        "{path}: LocalChat은 PDF, DOCX, Markdown, 텍스트, HTML 파일을 읽습니다."
+    ),
+    "docs_refused_own": "{path}: LocalChat 자체의 데이터, 모델, 설정은 색인하지 않습니다.",
+    "docs_refused_holds_own": (
+        "{path}에는 LocalChat 자체의 데이터, 모델 또는 설정이 들어 있습니다. "
+        "하위 폴더를 추가하세요."
+    ),
+    "docs_refused_outside_roots": (
+        "{path}은(는) 문서용으로 허용된 폴더 아래에 있지 않습니다. 다른 컴퓨터에서 이 LocalChat에 "
+        "접속할 수 있으므로, 여기에 입력하는 폴더는 config.toml의 [documents] roots에 있는 폴더 "
+        "아래여야 합니다. 아무것도 추가하지 않았습니다."
+    ),
+    "docs_cancelling": "지금 하는 묶음이 끝나면 멈춥니다. 색인된 내용은 남습니다.",
+    "docs_files": "파일",
+    "docs_col_file": "파일",
+    "docs_col_state": "상태",
+    "docs_col_passages": "구절",
+    "docs_col_note": "메모",
+    "docs_file_indexed": "색인됨",
+    "docs_file_failed": "건너뜀",
+    "docs_file_pending": "남음",
+    "docs_bar": "문서: 없음",
+    "docs_bar_chosen": "문서: {names}",
+    "docs_use": "이 컬렉션으로 답하기",
+    "docs_whole": "문서 전체 사용 (컨텍스트에 들어갈 때)",
+    "docs_whole_none": "아니요: 질문에 맞는 구절만",
+    "docs_whole_too_big": (
+        "{file}은(는) 약 {tokens} 토큰이고 컨텍스트에는 {budget} 토큰이 남습니다. 대신 질문에 "
+        "맞는 구절을 씁니다."
+    ),
+    "docs_nothing_relevant": (
+        "선택한 문서에 이 질문과 맞는 내용이 없습니다. 모델이 문서 없이 답합니다."
+    ),
+    "docs_sources": "출처",
+    "docs_passages_title": "마지막 답변의 출처 ({n}개): 구절 보기",
+    "docs_source_page": "{page}쪽",
+    "docs_source_section": "“{section}”",
+}
+
+_EN.update(_EN_DOCUMENTS)
+_KO.update(_KO_DOCUMENTS)

@@ -6,7 +6,8 @@ topic, in one tab (`publish`) or in every tab (`publish_everywhere`), and each s
 with that tab's state (so it sees its own page's variables). Topics:
 - `MODELS`: what is loaded, what the models folder holds, where new chats go;
 - `MODEL_ADDED` (file name): a download or the starter model added a model, for the tab that
-  asked (its models page selects it).
+  asked (its models page selects it);
+- `DOCUMENTS`: a collection was made, removed or (re)indexed (the chat page's choices).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from taipy.gui import Gui, State
 
 MODELS = "models"
 MODEL_ADDED = "model_added"
+DOCUMENTS = "documents"
 
 _subscribers: dict[str, list[Callable[..., None]]] = {}
 

@@ -1,5 +1,6 @@
 """What every page shares: the settings, the engines, the chat store, the download queue, the
-preferences and the labels; and running a page's slow work in a thread.
+document library and its background indexing, the preferences and the labels; and running a
+page's slow work in a thread.
 
 `main.py` builds one `AppContext` and installs it before the pages are created; page callbacks
 reach it with `app()`. Everything per browser tab lives in that tab's Taipy state, or on the
@@ -8,6 +9,11 @@ server beside it (web/per_tab.py). `close()` stops the downloads, the engines an
 Where new chats are answered is app-wide, like the loaded model, and decided by
 `llm.engines.Engines`: the local llama.cpp engine, or a model on one of config.toml's
 `[[backends]]` (chosen on the models page); a stored chat continues where it was written.
+
+Documents (`llm.documents`): one `Library` for every tab, and one `IndexingService` that
+indexes collections in a helper process, pausing whenever the local model is generating (so a
+reply keeps its speed); it starts with the app, resumes the runs a stop or crash cut, and
+stops at `close()` (what was indexed stays; the next start carries on).
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from typing import Any
 from taipy.gui import Gui, State, get_state_id, invoke_callback
 
 from llm.config import Config
+from llm.documents import IndexingService, Library
 from llm.engines import Engines
 from llm.errors import LocalChatError
 from llm.hub import DownloadQueue
 from llm.preferences import Preferences
 from llm.session import ChatSession
 from llm.storage import ChatStore
+from web.access import is_loopback
 
 
 @dataclass
@@ -39,6 +47,9 @@ class AppContext:
     store: ChatStore  # every conversation, in `config.data_dir`
     # Downloads from the Hub into the models folder, one at a time, for every tab.
     downloads: DownloadQueue = field(init=False)
+    # Collections of documents, and their indexing in the background (see the module doc).
+    library: Library = field(init=False)
+    indexing: IndexingService = field(init=False)
     gui: Gui | None = None  # set once the pages are made, for pushes from other threads
     # How a page words an error in a language's labels (the pages install theirs).
     describe_error: Callable[[BaseException, Mapping[str, str]], str] = field(
@@ -47,6 +58,19 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.downloads = DownloadQueue(self.config.models_dir)
+        self.library = Library(self.config)
+        self.indexing = IndexingService(self.library, is_busy=self.generating)
+        self.indexing.resume_interrupted()
+
+    def generating(self) -> bool:
+        """Whether the local model is writing a reply now (indexing yields to it)."""
+        return bool(getattr(self.engines.local, "busy", False))
+
+    def reachable_from_others(self) -> bool:
+        """Whether other machines may reach the app: it listens beyond loopback, or a proxy
+        name is allowed (`[app] allowed_hosts`). Paths typed in a page are then limited to
+        `[documents] roots` (`Library.add_typed_paths`)."""
+        return not is_loopback(self.config.host) or bool(self.config.allowed_hosts)
 
     def format_label(self) -> str:
         """The name of the format the loaded local model uses, as the pages show it."""
@@ -75,9 +99,11 @@ class AppContext:
         )
 
     def close(self) -> None:
-        """At exit: a running download stops (its partial file resumes next time), then the
-        model worker, the servers' connections and the database."""
+        """At exit: a running download and indexing stop (both resume next time), then the
+        model worker, the servers' connections and the databases."""
         self.downloads.close()
+        self.indexing.close()
+        self.library.close()
         self.engines.close()
         self.store.close()
 

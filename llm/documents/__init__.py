@@ -8,10 +8,15 @@ helper process with limits, pausing while a reply streams), `search` (FTS5 + vec
 `library` (all of it behind one object). No Taipy here.
 """
 
-from .chat import ask_with_documents
+from .chat import ask_with_documents, ask_with_whole_document, whole_document_budget
 from .context import RetrievedContext, WholeDocument, build_context, context_budget
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
-from .errors import CollectionNotFoundError, DocumentsError, UnreadableFileError
+from .errors import (
+    CollectionNotFoundError,
+    DocumentsError,
+    PathRefusedError,
+    UnreadableFileError,
+)
 from .index_process import IndexingService
 from .library import CollectionInfo, IndexProgress, Library
 from .search import Passage
@@ -26,11 +31,14 @@ __all__ = [
     "IndexingService",
     "Library",
     "Passage",
+    "PathRefusedError",
     "RetrievedContext",
     "UnreadableFileError",
     "WholeDocument",
     "ask_with_documents",
+    "ask_with_whole_document",
     "build_context",
     "context_budget",
     "load_embedder",
+    "whole_document_budget",
 ]

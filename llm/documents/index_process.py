@@ -155,6 +155,7 @@ class IndexingService:
         self.is_busy = is_busy
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._cancelled: set[str] = set()  # by the user (not by `close`)
         self.results: dict[str, str] = {}  # collection -> how its last run here ended
 
     def start(self, name: str) -> bool:
@@ -164,6 +165,7 @@ class IndexingService:
             if running and running[0].is_alive():
                 return False
             cancel = threading.Event()
+            self._cancelled.discard(name)
             thread = threading.Thread(
                 target=self._run, args=(name, cancel), name=f"index {name}", daemon=True
             )
@@ -181,6 +183,7 @@ class IndexingService:
         """Stop indexing `name` at the next batch (what is stored stays)."""
         with self._lock:
             running = self._runs.get(name)
+            self._cancelled.add(name)
         if running:
             running[1].set()
 
@@ -204,10 +207,17 @@ class IndexingService:
         return names
 
     def close(self, timeout: float = 10.0) -> None:
-        """Cancel every run and wait for them (they resume at the next start)."""
+        """Stop every run and wait for them; a run the stop cut (not one the user cancelled)
+        is marked interrupted, so `resume_interrupted` carries it on at the next start."""
         with self._lock:
-            runs = list(self._runs.values())
-        for _, cancel in runs:
+            runs = dict(self._runs)
+            cut = {n for n, (t, _) in runs.items() if t.is_alive()} - self._cancelled
+        for _, cancel in runs.values():
             cancel.set()
-        for thread, _ in runs:
+        for thread, _ in runs.values():
             thread.join(timeout)
+        for name in sorted(cut):
+            if self.results.get(name) == "cancelled":
+                with contextlib.suppress(Exception):  # removed meanwhile: nothing to resume
+                    store = self.library.store
+                    store.end_job(store.collection(name).id, "interrupted")

@@ -10,6 +10,7 @@ for passage in library.search(["notes"], "budget 2024"):
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from ..config import Config, load_config
 from .context import RetrievedContext, WholeDocument, build_context, estimate_tokens, whole_document
 from .embedders import DEFAULT_EMBEDDER, Embedder, checked_spec, load_embedder
-from .errors import DocumentsError
+from .errors import DocumentsError, PathRefusedError
 from .loaders import MAX_FILE_BYTES, supported
 from .search import Passage, Searcher
 from .store import DocumentStore, FileRecord, Job
@@ -140,24 +141,33 @@ class Library:
         self, paths: Sequence[str | Path], *, roots: Sequence[Path] | None = None
     ) -> list[str]:
         """Absolute paths of existing folders or supported files, refusing LocalChat's own
-        data and models folders (uploads excepted); with `roots`, only paths under one of
-        them (a path typed in a page: see docs/documents.md)."""
+        data, models and config folders (uploads excepted) and folders holding them; with
+        `roots`, only paths under one of them (a path typed in a page: see
+        `add_typed_paths`). PathRefusedError says which rule refused a path."""
         own = [self.config.data_dir.resolve(), self.config.models_dir.resolve()]
+        if self.config.config_file is not None:
+            own.append(self.config.config_file.resolve().parent)
         uploads = self.config.data_dir.resolve() / UPLOADS_FOLDER
         checked = []
         for given in paths:
             path = Path(given).expanduser().resolve()
             if not path.exists():
-                raise DocumentsError(f"{given}: no such file or folder")
+                raise PathRefusedError(str(given), "missing", "no such file or folder")
             if path.is_file() and not supported(path):
-                raise DocumentsError(
-                    f"{given}: LocalChat reads PDF, DOCX, Markdown, text and HTML files"
+                raise PathRefusedError(
+                    str(given),
+                    "unsupported",
+                    "LocalChat reads PDF, DOCX, Markdown, text and HTML files",
                 )
             uploaded = uploads in path.parents
             if not uploaded and any(path == d or d in path.parents for d in own):
-                raise DocumentsError(f"{given}: LocalChat's own data and models are not indexed")
+                raise PathRefusedError(
+                    str(given), "own", "LocalChat's own data, models and settings are not indexed"
+                )
             if any(path in d.parents for d in own):
-                raise DocumentsError(f"{given}: holds LocalChat's own data or models")
+                raise PathRefusedError(
+                    str(given), "holds_own", "holds LocalChat's own data, models or settings"
+                )
             if (
                 roots is not None
                 and not uploaded
@@ -165,9 +175,20 @@ class Library:
                     path == r or r in path.parents for r in (Path(r).resolve() for r in roots)
                 )
             ):
-                raise DocumentsError(f"{given}: not under a folder allowed for documents")
+                raise PathRefusedError(
+                    str(given), "outside_roots", "not under a folder allowed for documents"
+                )
             checked.append(str(path))
         return checked
+
+    def add_typed_paths(
+        self, name: str, paths: Sequence[str], *, reachable_from_others: bool
+    ) -> CollectionInfo:
+        """Add folders or files typed in a page, whose text comes from whoever holds the page:
+        from anywhere (but LocalChat's own folders) when only this machine can reach the app,
+        else only under config's `[documents] roots` (none listed: nothing)."""
+        roots = self.config.documents_roots if reachable_from_others else None
+        return self.add_paths(name, paths, roots=roots)
 
     def create(
         self,
@@ -218,8 +239,13 @@ class Library:
         return target
 
     def remove(self, name: str) -> None:
-        """Forget a collection and its index; the files themselves are not touched."""
+        """Forget a collection and its index; the files themselves are not touched, except
+        those uploaded into it (kept in the data folder for it alone), which go too."""
+        collection = self.store.collection(name)
         self.store.delete_collection(name)
+        uploads = self.config.data_dir / UPLOADS_FOLDER / str(collection.id)
+        if uploads.is_dir() and not uploads.is_symlink():
+            shutil.rmtree(uploads, ignore_errors=True)
 
     def collection(self, name: str) -> CollectionInfo:
         """One collection with its counts and indexing progress."""

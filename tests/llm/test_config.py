@@ -33,6 +33,10 @@ def test_project_config_loads_with_expected_defaults() -> None:
         ('[app]\nallowed_hosts = "lan"\n', "must be a list of strings"),
         ("[app]\nallowed_hosts = [1]\n", "must be a list of strings"),
         ('[app]\nallowed_hosts = ["http://chat.lan:80"]\n', "is not a host name or address"),
+        ('[documents]\nroots = "~/Documents"\n', "documents.roots = .* must be a list of strings"),
+        ("[documents]\nroots = [1]\n", "must be a list of strings"),
+        ('[documents]\nroots = [""]\n', 'documents.roots: "" is not a folder'),
+        ('[documents]\nroot = ["/srv"]\n', "unknown key documents.root"),
     ],
 )
 def test_bad_config_is_refused_with_the_key_named(tmp_path: Path, text: str, message: str) -> None:
@@ -67,3 +71,16 @@ def test_allowed_hosts_and_upload_limit(tmp_path: Path) -> None:
     path.write_text('[app]\nallowed_hosts = ["chat.lan", "192.168.1.20"]\nmax_upload_mb = 8\n')
     config = load_config(path)
     assert config.allowed_hosts == ("chat.lan", "192.168.1.20") and config.max_upload_mb == 8
+
+
+def test_documents_roots_are_folders_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[documents]\nroots = ["shared", "/srv/docs", "~/Documents"]\n')
+    config = load_config(path)
+    assert config.documents_roots == (
+        tmp_path / "shared",
+        Path("/srv/docs"),
+        Path("~/Documents").expanduser().resolve(),
+    )
+    assert config.config_file == path  # never indexed (llm.documents.Library.checked_paths)
+    assert load_config(DEFAULT_CONFIG_PATH).documents_roots == ()

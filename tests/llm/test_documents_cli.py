@@ -113,7 +113,7 @@ def test_docs_commands_end_to_end(docs: Path, env: dict[str, str]) -> None:
         (("docs", "add", "bad/name", "{docs}"), "collection name"),
         (("docs", "add", "x", "/no/such/folder"), "no such file or folder"),
         (("docs", "add", "x", "{docs}", "--embedder", "magic"), "unknown embedder 'magic'"),
-        (("docs", "add", "x", "{data}"), "LocalChat's own data and models are not indexed"),
+        (("docs", "add", "x", "{data}"), "own data, models and settings are not indexed"),
         (("ask", "--docs", "nope", "--model", "m.gguf", "hi"), "no collection named 'nope'"),
     ],
 )

@@ -20,6 +20,7 @@ from llm.child_process import start_child
 from llm.config import Config
 from llm.documents import DocumentsError, Library
 from llm.documents.embedders import WordLlamaEmbedder
+from llm.documents.errors import PathRefusedError
 from llm.documents.index_process import IndexingService, run_indexing
 from llm.documents.indexer import Indexer
 
@@ -169,6 +170,34 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_run_resumes(
     assert library.collection("big").files_indexed == 40
 
 
+def test_a_run_the_app_s_stop_cuts_resumes_at_the_next_start_and_a_cancelled_one_does_not(
+    library: Library, tmp_path: Path
+) -> None:
+    library.create("cut", [big_folder(tmp_path / "cut", files=40)])
+    library.create("stopped", [big_folder(tmp_path / "stopped", files=40)])
+    service = IndexingService(library)
+    for name in ("cut", "stopped"):
+        service.start(name)
+    deadline = time.monotonic() + 60
+    while (
+        min(library.progress(n).files_done for n in ("cut", "stopped")) < 2
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    service.cancel("stopped")  # the user's Cancel
+    service.close()  # the app stops
+    assert library.progress("cut").state == "interrupted"
+    assert library.progress("stopped").state == "cancelled"
+    done = library.collection("cut").files_indexed
+    assert 2 <= done < 40
+    again = IndexingService(library)  # the app starts again
+    assert again.resume_interrupted() == ["cut"]
+    again.wait("cut", timeout=120)
+    assert again.results == {"cut": "done"}
+    assert library.collection("cut").files_indexed == 40
+    assert library.progress("stopped").state == "cancelled"
+
+
 def test_pauses_while_busy_and_cancel_keeps_what_is_stored(
     library: Library, tmp_path: Path
 ) -> None:
@@ -227,6 +256,9 @@ def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> N
             library.add_upload("up", name, data)
     assert library.index("up") == "done"
     assert library.search(["up"], "owl", k=1)[0].file_name == "notes.md"
+    library.remove("up")  # its uploads go with it
+    assert not saved.parent.exists()
+    library.create("up")  # a new collection of the same name starts empty
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     assert library.checked_paths([allowed], roots=[allowed]) == [str(allowed)]
@@ -234,5 +266,42 @@ def test_uploads_and_paths_a_page_may_add(library: Library, tmp_path: Path) -> N
     outside.mkdir()
     with pytest.raises(DocumentsError, match="not under a folder allowed"):
         library.checked_paths([outside], roots=[allowed])
-    with pytest.raises(DocumentsError, match="own data or models"):
+    with pytest.raises(DocumentsError, match="own data, models or settings"):
         library.checked_paths([library.config.data_dir.parent])
+
+
+def test_a_typed_path_is_checked_against_roots_when_others_can_reach_the_app(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "notes.md").write_text("# Settings notes\n")
+    allowed, outside = tmp_path / "shared", tmp_path / "outside"
+    for folder in (allowed / "sub", outside):
+        folder.mkdir(parents=True)
+    config = Config(
+        data_dir=tmp_path / "data",
+        models_dir=tmp_path / "models",
+        documents_roots=(allowed,),
+        config_file=settings / "config.toml",
+    )
+    with Library(config) as library:
+        library.create("typed")
+        for given, reason in [
+            (str(outside), "outside_roots"),
+            (str(allowed / ".." / "outside"), "outside_roots"),
+            (str(allowed / "missing"), "missing"),
+            (str(settings), "own"),
+            (str(settings / "notes.md"), "own"),
+        ]:
+            with pytest.raises(PathRefusedError) as refused:
+                library.add_typed_paths("typed", [given], reachable_from_others=True)
+            assert refused.value.reason == reason and refused.value.path == given
+        assert library.collection("typed").paths == ()  # nothing was added
+        added = library.add_typed_paths("typed", [str(allowed / "sub")], reachable_from_others=True)
+        assert added.paths == (str(allowed / "sub"),)
+        # Only this machine reaches the app: any folder but LocalChat's own.
+        added = library.add_typed_paths("typed", [str(outside)], reachable_from_others=False)
+        assert str(outside) in added.paths
+        with pytest.raises(PathRefusedError, match="own data, models and settings"):
+            library.add_typed_paths("typed", [str(settings)], reachable_from_others=False)

@@ -37,15 +37,27 @@ class Tab:
     client_id: str
     names: dict[str, str]  # page variable -> the name the page sends its changes under
 
-    def update(self, variable: str, value: Any) -> None:
-        """What a tab sends when a bound field changes."""
-        self._send("U", self.names[variable], {"value": value})
+    def update(
+        self, variable: str, value: Any, *, on_change: str = "", module: str = CHAT_MODULE
+    ) -> None:
+        """What a tab sends when a bound field changes (naming the control's `on_change`)."""
+        payload = {"value": value, **({"on_change": on_change} if on_change else {})}
+        self._send("U", self.names[variable], payload, module)
 
-    def action(self, element_id: str, action: str, args: list[Any] | None = None) -> None:
+    def action(
+        self,
+        element_id: str,
+        action: str,
+        args: list[Any] | None = None,
+        *,
+        module: str = CHAT_MODULE,
+    ) -> None:
         """What a tab sends when a button is pressed or Enter is hit in an input."""
-        self._send("A", element_id, {"action": action, "args": args or []})
+        self._send("A", element_id, {"action": action, "args": args or []}, module)
 
-    def _send(self, kind: str, name: str, payload: dict[str, Any]) -> None:
+    def _send(
+        self, kind: str, name: str, payload: dict[str, Any], module: str = CHAT_MODULE
+    ) -> None:
         self.ws.emit(
             "message",
             {
@@ -53,7 +65,7 @@ class Tab:
                 "type": kind,
                 "name": name,
                 "payload": payload,
-                "module_context": CHAT_MODULE,
+                "module_context": module,
             },
         )
 
@@ -91,9 +103,13 @@ def tab(served: Any) -> Iterator[Tab]:
     ws = gui._server._ws.test_client(flask_app)
     client_id = f"test-{time.monotonic_ns()}"
     gui._bindings()._get_or_create_scope(client_id)
-    jsx = flask.get(f"/taipy-jsx/chat?client_id={client_id}")
-    assert jsx.status_code == 200, jsx.data[:300]
-    names = {short: full for full, short in _UPDATE_NAME.findall(jsx.get_data(as_text=True))}
+    names = {}
+    for page in ("chat", "documents"):
+        jsx = flask.get(f"/taipy-jsx/{page}?client_id={client_id}")
+        assert jsx.status_code == 200, jsx.data[:300]
+        names.update(
+            {short: full for full, short in _UPDATE_NAME.findall(jsx.get_data(as_text=True))}
+        )
     yield Tab(gui, ws, flask, client_id, names)
     ws.disconnect()
 
@@ -274,3 +290,218 @@ def test_hostile_actions_change_nothing(tab: Tab, other_tab: Tab, served: Any) -
     # Both tabs still show their own chat.
     assert tab.flask.get(f"/lc-view/{key}").get_json()["chat_id"] == mine.id
     assert tab.flask.get(f"/lc-view/{other_key}").get_json()["chat_id"] == theirs.id
+
+
+# --- documents ---------------------------------------------------------------------------------
+DOCS_MODULE = "pages.documents"
+
+
+def _alert(tab: Tab, words: str) -> Any:
+    """Wait for a notification holding `words`."""
+    return _until(
+        lambda: [m for m in tab.ws.get_received() if words in str(m.get("args"))],
+        f"a notification with {words!r}",
+    )
+
+
+def _docs_action(tab: Tab, element_id: str, action: str, args: list[Any] | None = None) -> None:
+    tab.action(element_id, action, args, module=DOCS_MODULE)
+
+
+def test_documents_page_refuses_hostile_values_and_changes_nothing(
+    tab: Tab, served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _gui, _app, context, _fake = served
+    library = context.library
+    before = set(library.store.collection_names())
+    _docs_action(tab, "new_collection_name", "create_collection", ["x", None, "hostile"])
+    _until(lambda: "hostile" in library.store.collection_names(), "the collection made")
+    for name in ["", "../evil", "a" * 65, "two\nlines", {"x": 1}, ["hostile"], "x\0y", "hostile"]:
+        tab.update("new_name", name, module=DOCS_MODULE)
+        _docs_action(tab, "create_collection", "create_collection")
+    _alert(tab, "Not created")
+    assert set(library.store.collection_names()) == before | {"hostile"}
+
+    # Reached from other machines: a typed folder must lie under [documents] roots.
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    for folder in (allowed, outside):
+        folder.mkdir()
+        (folder / "notes.md").write_text("# Notes\nThe owl is called Hoot.\n")
+    wider = context.config.replace(allowed_hosts=("chat.lan",), documents_roots=(allowed,))
+    monkeypatch.setattr(context, "config", wider)
+    monkeypatch.setattr(library, "config", wider)
+    hostile_paths = [
+        str(outside),
+        str(allowed / ".." / "outside"),
+        str(context.config.data_dir),
+        str(context.config.models_dir),
+        str(context.config.config_file),
+        "/definitely/not/here",
+        "x" * 300_000,
+        {"path": str(allowed)},
+        [str(allowed)],
+        f"{allowed}\0",
+    ]
+    for path in hostile_paths:
+        tab.update("folder_path", path, module=DOCS_MODULE)
+        _docs_action(tab, "add_folder", "add_folder")
+    _alert(tab, "not under a folder allowed for documents")
+    assert library.collection("hostile").paths == ()
+    _docs_action(tab, "folder_path", "add_folder", ["folder_path", None, str(allowed)])
+    _until(lambda: library.collection("hostile").paths == (str(allowed),), "the allowed folder")
+
+    # Uploads: only this tab's own files in the app's upload folder are ever read.
+    kept = tmp_path / "kept.md"
+    kept.write_text("# Kept\n")
+    database = context.config.data_dir / "localchat.db"
+    tab.update(
+        "upload_paths",
+        [str(kept), str(database), "../../kept.md", {"a": 1}, 5],
+        module=DOCS_MODULE,
+    )
+    _docs_action(tab, "doc_upload", "upload_files")
+    _alert(tab, "not available")
+    assert kept.exists() and database.exists()
+    uploads = context.config.data_dir / "document-uploads"
+    assert not uploads.exists() or not any(uploads.rglob("*.md"))
+
+    # Embedders: only those the page offered.
+    for spec in ["gguf:/etc/passwd", "gguf:../x.gguf", "remote:nope/x", 3]:
+        tab.update("doc_embedder", spec, module=DOCS_MODULE)
+        _docs_action(tab, "apply_embedder", "apply_embedder")
+    _alert(tab, "Choose one of the embedders")
+    assert library.collection("hostile").embedder == "wordllama"
+
+    # The remove dialog: only its first button removes, and only the tab's own collection.
+    tab.update("doc_selected", "../../etc", module=DOCS_MODULE)
+    for args in ([1], ["0"], "x", [None]):
+        _docs_action(tab, "remove_dialog", "remove_answer", args)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    assert "hostile" in library.store.collection_names()
+    _docs_action(tab, "remove_dialog", "remove_answer", [0])
+    _until(lambda: "hostile" not in library.store.collection_names(), "the collection removed")
+    assert (allowed / "notes.md").exists()  # the files themselves stay
+
+
+def test_a_chat_with_a_collection_gets_its_passages_and_keeps_the_sources(
+    tab: Tab, served: Any, tmp_path: Path
+) -> None:
+    _gui, _app, context, fake = served
+    library = context.library
+    folder = tmp_path / "pets"
+    folder.mkdir()
+    (folder / "pets.md").write_text("# Pets\n## Cats\nMy cat is named Biscuit Thunderpaw.\n")
+    library.create("pets", [folder])
+    assert library.index("pets") == "done"
+    # Hostile choices are dropped; the real collection is kept.
+    tab.update("docs_chosen", ["pets", "../x", {"a": 1}, "nope"], on_change="choose_documents")
+    for value in ("999", "-1", {"a": 1}, ["0"]):
+        tab.update("whole_choice", value, on_change="choose_whole")
+    question = "What is my cat named? (documents)"
+    tab.action("message", "send", ["message", None, question])
+    chat = _until(
+        lambda: next(
+            (
+                c
+                for c in _chats(context.store)
+                if c.messages and c.messages[0].content == question and len(c.messages) == 2
+            ),
+            None,
+        ),
+        "the chat with the question and its reply",
+    )
+    prompt = fake.calls[-1][-1]["content"]
+    assert "Biscuit Thunderpaw" in prompt and prompt.endswith(question)
+    assert chat.messages[0].content == question  # the stored message is the user's own
+    assert library.chat_collections(chat.id) == ["pets"]  # remembered once stored
+    sources = library.sources(chat.messages[1].id)
+    assert [Path(s["source"]).name for s in sources] == ["pets.md"]
+    assert sources[0]["section"] == "Cats"
+    # The conversation shows them under the reply: a label, and the passage as plain text.
+    from web import chat_view
+
+    key = next(v.key for v in chat_view._views.values() if v.state_id == tab.client_id)
+    _until(lambda: not tab.flask.get(f"/lc-view/{key}").get_json()["busy"], "idle")
+    shown = tab.flask.get(f"/lc-view/{key}").get_json()["messages"]
+    assert shown[0]["sources"] == []
+    assert "pets.md" in shown[1]["sources"][0]["label"]
+    assert "Biscuit Thunderpaw" in shown[1]["sources"][0]["text"]
+    # Asked again, the reply gets the passages again, and its own sources.
+    answer = tab.flask.post(
+        f"/lc-view/{key}/action", json={"action": "regenerate", "message_id": chat.messages[1].id}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    again = _until(
+        lambda: next(
+            (
+                m
+                for m in [context.store.get_chat(chat.id).messages[-1]]
+                if m.id != chat.messages[1].id and m.status == "complete"
+            ),
+            None,
+        ),
+        "the regenerated reply",
+    )
+    assert "Biscuit Thunderpaw" in fake.calls[-1][-1]["content"]
+    assert [Path(s["source"]).name for s in library.sources(again.id)] == ["pets.md"]
+    _until(lambda: not tab.flask.get(f"/lc-view/{key}").get_json()["busy"], "idle")
+    # A question the documents do not answer goes to the model as it is, and the page says so.
+    calls = len(fake.calls)
+
+    def sent() -> bool:  # Enter is ignored until the tab has shown the first reply's end
+        tab.action("message", "send", ["message", None, "qwxz vvbn"])
+        return len(fake.calls) > calls
+
+    _until(sent, "the second message sent")
+    assert fake.calls[-1][-1]["content"] == "qwxz vvbn"
+    _alert(tab, "Nothing in the chosen documents matches")
+
+
+def test_a_whole_document_that_fits_goes_to_the_model_whole(
+    tab: Tab, served: Any, tmp_path: Path
+) -> None:
+    _gui, _app, context, fake = served
+    library = context.library
+    folder = tmp_path / "report"
+    folder.mkdir()
+    body = "\n\n".join(f"## Part {i}\nThe report's finding number {i} is teal." for i in range(8))
+    (folder / "report.md").write_text(f"# Report\n{body}\n")
+    library.create("report", [folder])
+    assert library.index("report") == "done"
+    tab.update("docs_chosen", ["report"], on_change="choose_documents")
+    tab.update("whole_choice", "0", on_change="choose_whole")  # the first document offered
+    question = "Summarise this (whole)"
+    tab.action("message", "send", ["message", None, question])
+    chat = _until(
+        lambda: next((c for c in _chats(context.store) if c.messages[0].content == question), None),
+        "the chat",
+    )
+    prompt = fake.calls[-1][-1]["content"]
+    assert prompt.startswith("The whole document report.md:")
+    assert all(f"finding number {i} is teal" in prompt for i in range(8))  # not just passages
+    sources = library.sources(chat.messages[1].id)
+    assert [Path(s["source"]).name for s in sources] == ["report.md"]
+
+
+def test_the_app_s_indexing_waits_while_the_model_writes(served: Any, tmp_path: Path) -> None:
+    _gui, _app, context, fake = served
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"n{i}.md").write_text(f"# Note {i}\n" + f"word{i} " * 400)
+    context.library.create("waits", [folder])
+    fake.busy = True  # as while a reply streams (AppContext.generating reads it)
+    try:
+        assert context.generating()
+        context.indexing.start("waits")
+        time.sleep(1.5)  # the helper starts and is told to pause
+        first = context.library.collection("waits")
+        time.sleep(2.0)
+        later = context.library.collection("waits")
+        assert "waits" in context.indexing.running()
+        assert (later.files_indexed, later.chunks) == (first.files_indexed, first.chunks)
+        assert later.files_indexed < 60
+    finally:
+        fake.busy = False
+    context.indexing.wait("waits", 60)
+    assert context.library.collection("waits").files_indexed == 60

@@ -239,6 +239,19 @@
         actionButton('cancel', labels.msg_cancel, cancel)));
   }
 
+  // A reply's sources (documents it was given): each label opens its passage, as text.
+  function sourcesView(msg) {
+    const sources = msg.sources || [];
+    if (!sources.length) return null;
+    const items = sources.map((src) => el('li', {},
+      el('details', { class: 'lc-source' },
+        el('summary', { text: src.label }),
+        el('p', { class: 'lc-passage', text: src.text }))));
+    return el('details', { class: 'lc-sources' },
+      el('summary', { text: `${labels.docs_sources} (${sources.length})` }),
+      el('ol', {}, ...items));
+  }
+
   function messageView(msg, pos, isLast, busy) {
     const mine = msg.role === 'user';
     const streaming = msg.live;
@@ -266,7 +279,11 @@
       bubble.append(body, el('div', { class: 'lc-msg-footer', text: foot }));
     }
     article.append(bubble);
-    if (!streaming) article.append(messageActions(msg, isLast, busy)); // Stop is its action
+    if (!streaming) {
+      const sources = sourcesView(msg);
+      if (sources) article.append(sources);
+      article.append(messageActions(msg, isLast, busy)); // Stop is its action
+    }
     return article;
   }
 
@@ -384,5 +401,5 @@
   new MutationObserver(mount).observe(document.documentElement,
     { subtree: true, childList: true, characterData: true });
   mount();
-  window.LocalChatView = { actionButton, messageView, messageActions, siblingSwitch, editor, copyText, renderMarkdown };
+  window.LocalChatView = { actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
 })();
