@@ -881,14 +881,21 @@ def _file_name(chat_id: int, title: str, suffix: str) -> str:
 
 def _export(state: State, suffix: str) -> None:
     ctx = app()
-    log = _tab(state).chat_log
+    tab = _tab(state)
+    log = tab.chat_log
     if log is None:
         notify(state, "warning", ctx.labels["nothing_to_export"])
         return
     try:
         chat = ctx.store.get_chat(log.chat_id)
+        tree = ctx.store.tree(log.chat_id)
+        if tab.leaf_id is not None:  # the branch this tab shows (another tab may show another)
+            chat = conversation.with_branch(chat, tree, tab.leaf_id)
+        # Markdown: the branch shown; JSON: every branch, and which one is shown.
         text = (
-            chat_export.chat_to_markdown(chat) if suffix == "md" else chat_export.chat_to_json(chat)
+            chat_export.chat_to_markdown(chat)
+            if suffix == "md"
+            else chat_export.chat_to_json(chat, tree)
         )
     except LocalChatError as exc:
         notify(state, "error", str(exc))

@@ -5,6 +5,8 @@ browser tests in tests/web/ still cover what the user sees."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 from support.fake_engine import FakeEngine
 from support.replies import REPLY, SCRIPT
 
+from llm.chat_export import import_chat
 from llm.config import load_config
 from llm.engines import Engines
 from llm.preferences import Preferences
@@ -505,3 +508,55 @@ def test_the_app_s_indexing_waits_while_the_model_writes(served: Any, tmp_path: 
         fake.busy = False
     context.indexing.wait("waits", 60)
     assert context.library.collection("waits").files_indexed == 60
+
+
+def test_export_json_keeps_every_branch_and_markdown_the_one_shown(tab: Tab, served: Any) -> None:
+    _gui, _app, context, _fake = served
+    key, chat = _ask(tab, served, "Export question (two versions)")
+    first_reply = chat.messages[-1].id
+    answer = tab.flask.post(
+        f"/lc-view/{key}/action", json={"action": "regenerate", "message_id": first_reply}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    _until(
+        lambda: (
+            len(context.store.tree(chat.id)) == 3
+            and context.store.get_chat(chat.id).messages[-1].status == "complete"
+        ),
+        "the second version",
+    )
+    _until(lambda: not tab.flask.get(f"/lc-view/{key}").get_json()["busy"], "idle")
+    # This tab shows the first version; the export follows what it shows.
+    switched = tab.flask.post(
+        f"/lc-view/{key}/action", json={"action": "switch", "message_id": first_reply}
+    )
+    assert switched.status_code == 200, switched.get_json()
+
+    def downloaded(button: str, action: str) -> str:
+        tab.ws.get_received()  # forget earlier messages
+        tab.action(button, action)
+        sent = _until(
+            lambda: [
+                m["args"]
+                for m in tab.ws.get_received()
+                if isinstance(m.get("args"), dict) and m["args"].get("type") == "DF"
+            ],
+            f"the {button} download",
+        )
+        content = sent[0]["content"]
+        if content.startswith("data:"):  # small files come inline
+            return base64.b64decode(content.split(",", 1)[1]).decode("utf-8")
+        return tab.flask.get(content).get_data(as_text=True)
+
+    exported = json.loads(downloaded("export_json", "export_json"))
+    saved = exported["chat"]
+    # The question and both versions of the reply (ids renumbered in the file: 0, 1, 2), the
+    # first version the one shown.
+    assert [(m["id"], m["parent"]) for m in saved["messages"]] == [(0, None), (1, 0), (2, 0)]
+    assert saved["current_leaf"] == 1
+    imported = import_chat(context.store, json.dumps(exported))
+    assert [(m.role, m.content) for m in context.store.tree(imported)] == [
+        (m.role, m.content) for m in context.store.tree(chat.id)
+    ]
+    markdown = downloaded("export_md", "export_markdown")
+    assert "Export question (two versions)" in markdown
