@@ -54,8 +54,9 @@ def tab(app: RunningApp, browser: Browser) -> Iterator[Page]:
         """() => {
         window.lcTimes = [];
         new MutationObserver(() => {
-            const live = document.querySelector('#live_reply');
-            const text = live ? live.innerText : '';
+            // The reply's text as rendered (not its status line under it).
+            const live = document.querySelector('#live_reply .lc-md');
+            const text = live ? live.innerText.trim() : '';
             const s = window.lcTimes;
             if (!s.length || s[s.length - 1].text !== text)
                 s.push({at: (performance.timeOrigin + performance.now()) / 1000, text: text});
