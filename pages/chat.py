@@ -944,6 +944,11 @@ def open_models(state: State) -> None:
     navigate(state, "models")
 
 
+def toggle_drawer(state: State) -> None:
+    """The chat list's and the settings' buttons: their drawers open and close in the browser
+    (web/static/drawers.js); the server has nothing to do."""
+
+
 def build_page() -> tgb.Page:
     """The chat page, labelled in the configured language."""
     ctx = app()
@@ -954,7 +959,7 @@ def build_page() -> tgb.Page:
     ):
         _chat_list(t)
         with tgb.part(class_name="lc-chat-main"):
-            with tgb.layout("1fr auto auto", class_name="lc-chat-bar"):
+            with tgb.layout("1fr auto", columns__mobile="1", class_name="lc-chat-bar"):
                 with tgb.part(class_name="lc-model-bar"):
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
@@ -970,8 +975,23 @@ def build_page() -> tgb.Page:
                                 on_action=load_chat_model,
                                 active="{not model_loading and not busy}",
                             )
-                tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
-                tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
+                with tgb.part(class_name="lc-chat-buttons"):
+                    # On a narrow screen the chat list and the settings are drawers these
+                    # buttons open (web/static/drawers.js; hidden on a wide one).
+                    tgb.button(
+                        t["open_chats"],
+                        id="open_chats",
+                        on_action=toggle_drawer,
+                        class_name="lc-drawer-button",
+                    )
+                    tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
+                    tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
+                    tgb.button(
+                        t["open_settings"],
+                        id="open_settings",
+                        on_action=toggle_drawer,
+                        class_name="lc-drawer-button",
+                    )
             # Drawn by web/static/conversation.js (web/chat_view.py), never by page variables.
             _documents_bar(t)
             tgb.part(id="conversation", class_name="lc-conversation")
@@ -1004,7 +1024,7 @@ def _settings_column(t: Any) -> None:
     Each field sends what is typed at once (`change_delay=0`; Taipy's default waits 300 ms,
     and an Enter pressed meanwhile sent the message with the old value). What is wrong is
     said under the fields, not in a toast over the message input."""
-    with tgb.part(class_name="lc-sidebar"):
+    with tgb.part(class_name="lc-sidebar lc-drawer", id="settings_drawer"):
         tgb.input(
             "{system_prompt}",
             label=t["system_prompt"],
@@ -1053,7 +1073,7 @@ def _settings_column(t: Any) -> None:
 
 def _chat_list(t: Any) -> None:
     """The left column: the stored chats, and what can be done with the open one."""
-    with tgb.part(class_name="lc-chat-list"):
+    with tgb.part(class_name="lc-chat-list lc-drawer", id="chats_drawer"):
         tgb.text(t["chats"], class_name="h6")
         tgb.part(id="chat_search", class_name="lc-chat-search")  # conversation.js's search
         tgb.selector(

@@ -45,8 +45,8 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 COLUMN_PX = 48 * 16  # the conversation column's widest (48rem)
 
-# Every element's box, except what scrolls inside a code block or another scroll box:
-# those wider than the viewport (or reaching past its right edge).
+# Every element's box, except what scrolls inside a code block or another scroll box and what
+# is hidden (a closed drawer): those wider than the viewport (or reaching past its right edge).
 _TOO_WIDE = """() => {
     const limit = document.documentElement.clientWidth + 1;
     const scrolled = (e) => {
@@ -60,7 +60,7 @@ _TOO_WIDE = """() => {
     const out = [];
     for (const e of document.body.querySelectorAll('*')) {
         const r = e.getBoundingClientRect();
-        if (r.width === 0 || scrolled(e)) continue;
+        if (r.width === 0 || scrolled(e) || getComputedStyle(e).visibility === 'hidden') continue;
         if (r.width > limit || r.right > limit)
             out.push(`${e.tagName}#${e.id}.${e.className} ${r.left}..${r.right}`);
     }
@@ -216,5 +216,104 @@ def test_the_message_input_grows_with_its_lines_up_to_about_ten(
         box.fill("")
         page.wait_for_timeout(200)
         assert box.bounding_box()["height"] <= one + 1  # and shrinks back
+    finally:
+        page.context.close()
+
+
+def _in_view(page: Page, selector: str) -> bool:
+    """Whether the whole of the element is inside the viewport as the page is scrolled now."""
+    return page.locator(selector).evaluate(
+        "e => { const r = e.getBoundingClientRect();"
+        " return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 1"
+        " && r.right <= innerWidth + 1; }"
+    )
+
+
+def test_on_a_phone_the_conversation_and_input_fill_the_screen(
+    app: RunningApp, browser: Browser, shots: Path
+) -> None:
+    page = _tab(browser, app, PHONE, phone=True)
+    try:
+        _ask_for_the_long_line(page)
+        page.wait_for_timeout(300)  # the thread's scroll to its end
+        # Nothing to scroll on the page itself: the last message and the input are on screen.
+        assert page.evaluate(
+            "() => document.documentElement.scrollHeight <= innerHeight + 1 && scrollY === 0"
+        )
+        assert _in_view(page, "#message")
+        assert _in_view(page, "#conversation .lc-msg-assistant:last-child .lc-bubble")
+        thread = page.locator(".lc-thread").bounding_box()
+        assert thread and thread["height"] >= PHONE["height"] * 0.5  # the conversation first
+        # The chat list and the settings are closed drawers, out of sight and of the tab order.
+        for drawer in ("#chats_drawer", "#settings_drawer"):
+            expect(page.locator(drawer)).not_to_be_in_viewport()
+            assert page.locator(drawer).evaluate("e => getComputedStyle(e).visibility") == (
+                "hidden"
+            )
+        page.screenshot(path=shots / "layout-phone-dark.png")
+    finally:
+        page.context.close()
+
+
+def test_on_a_phone_the_chat_list_and_settings_are_drawers_reached_by_keyboard(
+    app: RunningApp, browser: Browser, shots: Path
+) -> None:
+    page = _tab(browser, app, PHONE, phone=True)
+    try:
+        expect(page.locator("#chat_search_input")).to_be_attached()  # the list's search, drawn
+        page.wait_for_timeout(300)  # the page settled (a re-drawn field loses the focus)
+        for button, drawer in (
+            ("#open_chats", "#chats_drawer"),
+            ("#open_settings", "#settings_drawer"),
+        ):
+            opener = page.locator(button)
+            expect(opener).to_be_visible()
+            expect(opener).to_have_attribute("aria-expanded", "false")
+            opener.focus()
+            page.keyboard.press("Enter")
+            expect(page.locator(drawer)).to_be_in_viewport(ratio=0.99)
+            expect(opener).to_have_attribute("aria-expanded", "true")
+            page.wait_for_function(
+                "d => document.querySelector(d).contains(document.activeElement)",
+                arg=drawer,
+                timeout=5_000,
+            )
+            assert page.evaluate(_TOO_WIDE) == []
+            page.screenshot(path=shots / f"layout-phone-drawer-{drawer[1:]}.png")
+            page.keyboard.press("Escape")
+            expect(page.locator(drawer)).not_to_be_in_viewport()
+            expect(opener).to_be_focused()
+        # A tap beside an open drawer closes it; choosing a chat in the list shows that chat.
+        page.locator("#open_chats").click()
+        expect(page.locator("#chats_drawer")).to_be_in_viewport(ratio=0.99)
+        page.mouse.click(380, 500)
+        expect(page.locator("#chats_drawer")).not_to_be_in_viewport()
+        _ask_for_the_long_line(page)
+        page.locator("#open_chats").click()
+        page.locator("#chat_list").get_by_role("button").first.click()
+        expect(page.locator("#chats_drawer")).not_to_be_in_viewport()
+        expect(bubbles(page, "received").last).to_be_in_viewport()
+    finally:
+        page.context.close()
+
+
+def test_the_drawer_buttons_are_labelled_in_korean_and_hidden_on_a_wide_screen(
+    app: RunningApp, browser: Browser
+) -> None:
+    page = _tab(browser, app, PHONE, phone=True)
+    try:
+        page.locator("#language_switch").click()
+        expect(page.locator("#open_chats")).to_have_text("대화")
+        expect(page.locator("#open_settings")).to_have_text("설정")
+        page.locator("#language_switch").click()
+        expect(page.locator("#open_chats")).to_have_text("Chats")
+    finally:
+        page.context.close()
+    page = _tab(browser, app, DESKTOP)
+    try:
+        expect(page.locator("#open_chats")).to_be_hidden()
+        expect(page.locator("#open_settings")).to_be_hidden()
+        expect(page.locator("#chats_drawer")).to_be_in_viewport()
+        expect(page.locator("#settings_drawer")).to_be_in_viewport()
     finally:
         page.context.close()
