@@ -18,10 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from support.browser import chromium, running_app, send_message, wait_for_reply_end  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+from support.browser import (  # noqa: E402
+    bubbles,
+    chromium,
+    live_reply,
+    running_app,
+    send_message,
+    wait_for_reply_end,
+)
 
 STARTER = Path.home() / ".cache/localchat-tests/SmolLM2-135M-Instruct.Q4_1.gguf"
-CONFIG = '[app]\nlanguage = "en"\n\n[sampling]\ntemperature = 0.0\n'
+CONFIG = '[app]\nlanguage = "en"\n\n[inference]\ntemperature = 0.0\n'
 QUESTIONS = ("What is the capital of France?", "Write a Python function that adds two numbers.")
 OUT = ROOT / "docs/images"
 
@@ -49,8 +57,10 @@ def main() -> None:
                 page.goto(app.url)
                 page.wait_for_selector("#message")
                 if name == "chat":
-                    for question in QUESTIONS:
+                    for done, question in enumerate(QUESTIONS, start=1):
                         send_message(page, question)
+                        expect(bubbles(page, "received")).to_have_count(done, timeout=60_000)
+                        expect(live_reply(page)).to_have_count(0, timeout=120_000)
                         wait_for_reply_end(page, timeout_ms=120_000)
                 else:  # the same chat, opened from the list's drawer
                     page.locator("#open_chats").click()
