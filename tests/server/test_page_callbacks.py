@@ -510,7 +510,7 @@ def test_the_app_s_indexing_waits_while_the_model_writes(served: Any, tmp_path: 
 def test_the_model_picker_loads_only_a_model_the_folder_lists(tab: Tab, served: Any) -> None:
     """`model_choice` is a bound variable any client can set: paths, names outside the folder
     and other types load nothing (the picker goes back to what is loaded)."""
-    _gui, _app, context, fake = served
+    _gui, _app, context, _fake = served
     loaded = context.engines.local.model_name
     tab.ws.get_received()  # what came before
     for value in ("../chatml-scripted.gguf", "/etc/passwd", "missing.gguf", 7, ["x"], ""):
