@@ -75,7 +75,10 @@ def install(gui: Gui) -> None:
 def _root_page() -> tgb.Page:
     ctx = app()
     t = ctx.labels
-    with tgb.Page(frame=_FRAME) as page, tgb.layout("auto 1fr auto", class_name="lc-header"):
+    with (
+        tgb.Page(frame=_FRAME) as page,
+        tgb.layout("auto 1fr auto", columns__mobile="auto 1fr auto", class_name="lc-header"),
+    ):
         tgb.text(ctx.config.title, class_name="lc-title", id="app_title")
         tgb.navbar(
             lov=[

@@ -54,7 +54,7 @@ from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_
 from llm.documents import ask_with_documents, ask_with_whole_document, whole_document_budget
 from llm.documents.sources_text import SourceWords, source_label
 from llm.errors import LocalChatError
-from llm.model_files import resolve_model
+from llm.model_files import model_paths, resolve_model
 from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat
@@ -103,6 +103,10 @@ chat_backend = ""  # where that model runs ("local" or a [[backends]] name)
 offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
 offer_label = ""  # the button that loads it ("" when it is not in the models folder)
 model_loading = False
+# The chat bar's model picker: the models folder's files; choosing one loads it.
+model_choice = ""  # the loaded local model's file name ("" when none or a server answers)
+model_choices: list[str] = []
+loading_line = ""  # "Loading X…" while the picker's choice loads
 confirm_delete = False  # the delete confirmation dialog is open
 delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
@@ -286,6 +290,40 @@ def _show_model(state: State) -> None:
         )
     _offer_chat_model(state)
     _show_prompt_hint(state, engine)
+    _show_model_choices(state, engine)
+
+
+def _show_model_choices(state: State, engine: Any) -> None:
+    """The picker: the folder's models, the loaded one chosen (assigned only when changed:
+    each assignment redraws the selector)."""
+    names = [path.name for path in model_paths(app().config.models_dir)]
+    if list(state.model_choices or []) != names:
+        state.model_choices = names
+    chosen = engine.model_name if engine.backend_name == LOCAL_BACKEND and engine.loaded else ""
+    if state.model_choice != chosen and not state.model_loading:
+        state.model_choice = chosen
+
+
+def pick_model(state: State, _var: str, value: object) -> None:
+    """The chat bar's picker: load the chosen model of the folder (a name any client can
+    send: only a file the folder lists). A reply being written in any tab ends first (the
+    engine loads at its turn); the line under the bar says so meanwhile."""
+    name = str(value or "")
+    engine = _tab_engine(state)
+    if state.model_loading or name not in {p.name for p in model_paths(app().config.models_dir)}:
+        _show_model_choices(state, engine)  # back to what is loaded
+        return
+    if engine.backend_name == LOCAL_BACKEND and engine.loaded and engine.model_name == name:
+        return
+    if model_actions.load_model(state, name, _picked):
+        state.model_loading = True
+        state.loading_line = app().labels["model_loading_line"].format(model=name)
+
+
+def _picked(state: State, name: str, error: str) -> None:
+    state.model_loading = False
+    state.loading_line = ""
+    _show_model(state)
 
 
 def refresh_chats(state: State) -> None:
@@ -951,6 +989,11 @@ def open_models(state: State) -> None:
     navigate(state, "models")
 
 
+def toggle_drawer(state: State) -> None:
+    """The chat list's and the settings' buttons: their drawers open and close in the browser
+    (web/static/drawers.js); the server has nothing to do."""
+
+
 def build_page() -> tgb.Page:
     """The chat page, labelled in the configured language."""
     ctx = app()
@@ -961,8 +1004,18 @@ def build_page() -> tgb.Page:
     ):
         _chat_list(t)
         with tgb.part(class_name="lc-chat-main"):
-            with tgb.layout("1fr auto auto", class_name="lc-chat-bar"):
+            with tgb.layout("1fr auto", columns__mobile="1", class_name="lc-chat-bar"):
                 with tgb.part(class_name="lc-model-bar"):
+                    with tgb.part(render="{len(model_choices) > 0}", class_name="lc-model-pick"):
+                        tgb.selector(
+                            "{model_choice}",
+                            lov="{model_choices}",
+                            dropdown=True,
+                            label=t["model_pick"],
+                            on_change=pick_model,
+                            active="{not model_loading}",
+                            id="model_pick",
+                        )
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
                     with tgb.part(render="{not has_model}"):
@@ -977,8 +1030,26 @@ def build_page() -> tgb.Page:
                                 on_action=load_chat_model,
                                 active="{not model_loading and not busy}",
                             )
-                tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
-                tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
+                with tgb.part(class_name="lc-chat-buttons"):
+                    # On a narrow screen the chat list and the settings are drawers these
+                    # buttons open (web/static/drawers.js; hidden on a wide one).
+                    tgb.button(
+                        t["open_chats"],
+                        id="open_chats",
+                        on_action=toggle_drawer,
+                        class_name="lc-drawer-button",
+                    )
+                    tgb.button(t["stop"], id="stop", on_action=stop, active="{busy}")
+                    tgb.button(t["new_chat"], id="new_chat", on_action=new_chat)
+                    tgb.button(
+                        t["open_settings"],
+                        id="open_settings",
+                        on_action=toggle_drawer,
+                        class_name="lc-drawer-button",
+                    )
+            with tgb.part(render="{loading_line != ''}", id="model_loading", class_name="lc-help"):
+                tgb.text("{loading_line}")
+                tgb.progress(linear=True)
             # Drawn by web/static/conversation.js (web/chat_view.py), never by page variables.
             _documents_bar(t)
             tgb.part(id="conversation", class_name="lc-conversation")
@@ -1011,7 +1082,7 @@ def _settings_column(t: Any) -> None:
     Each field sends what is typed at once (`change_delay=0`; Taipy's default waits 300 ms,
     and an Enter pressed meanwhile sent the message with the old value). What is wrong is
     said under the fields, not in a toast over the message input."""
-    with tgb.part(class_name="lc-sidebar"):
+    with tgb.part(class_name="lc-sidebar lc-drawer", id="settings_drawer"):
         tgb.input(
             "{system_prompt}",
             label=t["system_prompt"],
@@ -1060,7 +1131,7 @@ def _settings_column(t: Any) -> None:
 
 def _chat_list(t: Any) -> None:
     """The left column: the stored chats, and what can be done with the open one."""
-    with tgb.part(class_name="lc-chat-list"):
+    with tgb.part(class_name="lc-chat-list lc-drawer", id="chats_drawer"):
         tgb.text(t["chats"], class_name="h6")
         tgb.part(id="chat_search", class_name="lc-chat-search")  # conversation.js's search
         tgb.selector(

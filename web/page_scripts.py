@@ -4,6 +4,7 @@ file in `web/static/`, served at `/lc-static/<file>`:
 - `per-tab-state.js`: one Taipy state per browser tab (Taipy keeps its client id where every
   tab of the site shares it); it must run before Taipy's scripts, hence first in <head>;
 - `refocus-input.js`: the message input gets the focus back after a reply;
+- `drawers.js`: on a narrow screen the chat list and the settings open as drawers;
 - `message-limit.js`: text that would make a message longer than `MAX_MESSAGE_CHARS` is not
   let in, and a line under the input says why;
 - `conversation.js`: the conversation, drawn from the tab's view (web/chat_view.py), with
@@ -43,6 +44,7 @@ def scripts(too_long: str = _TOO_LONG) -> str:
         [
             _tag("per-tab-state.js", key=CLIENT_ID_KEY),
             _tag("refocus-input.js"),
+            _tag("drawers.js"),
             _tag("message-limit.js", max=MAX_MESSAGE_CHARS, message=too_long),
             f'<link rel="stylesheet" href="{ROUTE}/vendor/highlight-dark.min.css">',
             _tag("vendor/markdown-it.min.js", defer=True),

@@ -560,3 +560,17 @@ def test_export_json_keeps_every_branch_and_markdown_the_one_shown(tab: Tab, ser
     ]
     markdown = downloaded("export_md", "export_markdown")
     assert "Export question (two versions)" in markdown
+
+
+def test_the_model_picker_loads_only_a_model_the_folder_lists(tab: Tab, served: Any) -> None:
+    """`model_choice` is a bound variable any client can set: paths, names outside the folder
+    and other types load nothing (the picker goes back to what is loaded)."""
+    _gui, _app, context, _fake = served
+    loaded = context.engines.local.model_name
+    tab.ws.get_received()  # what came before
+    for value in ("../chatml-scripted.gguf", "/etc/passwd", "missing.gguf", 7, ["x"], ""):
+        tab.update("model_choice", value, on_change="pick_model")
+    time.sleep(0.5)
+    said = str([m.get("args") for m in tab.ws.get_received()])
+    assert "Loading" not in said and "error" not in said.lower()
+    assert context.engines.local.model_name == loaded

@@ -1,0 +1,81 @@
+"""Take the user guide's chat page screenshots (docs/images/chat*.png): the starter model
+(SmolLM2-135M-Instruct, from the tests' cache or a path given) answering two questions, at
+1280×800 and 390×844, dark and light, and the phone's chat list drawer.
+
+    .venv/bin/python scripts/docs_screenshots.py [path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
+
+Uses the tests' helpers (a real app on a free 127.0.0.1 port, Debian's Chromium).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from playwright.sync_api import expect  # noqa: E402
+from support.browser import (  # noqa: E402
+    bubbles,
+    chromium,
+    live_reply,
+    running_app,
+    send_message,
+    wait_for_reply_end,
+)
+
+STARTER = Path.home() / ".cache/localchat-tests/SmolLM2-135M-Instruct.Q4_1.gguf"
+CONFIG = '[app]\nlanguage = "en"\n\n[inference]\ntemperature = 0.0\n'
+QUESTIONS = ("What is the capital of France?", "Write a Python function that adds two numbers.")
+OUT = ROOT / "docs/images"
+
+
+def main() -> None:
+    model = Path(sys.argv[1]) if len(sys.argv) > 1 else STARTER
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        models.mkdir()
+        shutil.copy(model, models / model.name)
+        with (
+            running_app(
+                Path(tmp) / "app", models, config_toml=CONFIG, args=("--model", model.name)
+            ) as app,
+            chromium() as browser,
+        ):
+            for name, viewport in (("chat", (1280, 800)), ("chat-phone", (390, 844))):
+                width, height = viewport
+                context = browser.new_context(
+                    viewport={"width": width, "height": height},
+                    is_mobile=width < 900,
+                    has_touch=width < 900,
+                )
+                page = context.new_page()
+                page.goto(app.url)
+                page.wait_for_selector("#message")
+                if name == "chat":
+                    for done, question in enumerate(QUESTIONS, start=1):
+                        send_message(page, question)
+                        expect(bubbles(page, "received")).to_have_count(done, timeout=60_000)
+                        expect(live_reply(page)).to_have_count(0, timeout=120_000)
+                        wait_for_reply_end(page, timeout_ms=120_000)
+                else:  # the same chat, opened from the list's drawer
+                    page.locator("#open_chats").click()
+                    time.sleep(0.5)
+                    page.screenshot(path=OUT / "chat-phone-chats.png")
+                    page.locator("#chat_list").get_by_role("button").first.click()
+                    page.wait_for_selector("#conversation .lc-msg-assistant")
+                for theme in ("dark", "light"):
+                    page.locator(f"#theme_toggle button[value={theme}]").click()
+                    time.sleep(0.6)
+                    suffix = "" if theme == "dark" else "-light"
+                    page.screenshot(path=OUT / f"{name}{suffix}.png")
+                    page.locator("#theme_toggle button[value=dark]").click()
+                context.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The chat bar's model picker in real Chromium (issue #20): it lists the models folder,
+loads the chosen model from the chat page, and a load asked while another tab's reply is
+being written waits for that reply instead of cutting it. At 1280×800 and 390×844.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from support.browser import (
+    RunningApp,
+    bubbles,
+    choose_option,
+    live_reply,
+    running_app,
+    send_message,
+    wait_for_reply_end,
+)
+from support.gguf_factory import write_scripted_model
+from support.replies import CHATML_TEMPLATE
+
+from llm.storage import ChatStore
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+SLOW = "slow.gguf"
+SLOW_SCRIPT = [f" s{i}" for i in range(80)]
+CONFIG = """
+[app]
+language = "en"
+
+[inference]
+n_ctx = 1024
+n_threads = 1
+max_tokens = 256
+"""
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    models = tmp_path_factory.mktemp("picker-models")
+    write_scripted_model(models / "alpha.gguf", ["Alpha", " here"], chat_template=CHATML_TEMPLATE)
+    write_scripted_model(models / "beta.gguf", ["Beta", " here"], chat_template=CHATML_TEMPLATE)
+    # Each token costs real work: a reply takes seconds, long enough to load meanwhile.
+    write_scripted_model(
+        models / SLOW,
+        SLOW_SCRIPT,
+        chat_template=CHATML_TEMPLATE,
+        n_embd=1024,
+        n_layer=12,
+        n_ff=4096,
+        dtype="f16",
+    )
+    work = tmp_path_factory.mktemp("picker-app")
+    with running_app(work, models, config_toml=CONFIG, args=("--model", "alpha.gguf")) as running:
+        yield running
+
+
+def _tab(browser: Browser, app: RunningApp, width: int, height: int) -> Page:
+    phone = width < 900
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone
+    )
+    page = context.new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#message")
+    return page
+
+
+def _pick(page: Page, name: str) -> None:
+    choose_option(page, "model_pick", name)
+    expect(page.locator("#model_line")).to_contain_text(name, timeout=60_000)
+    expect(page.locator("#model_loading")).to_have_count(0, timeout=60_000)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_picker_lists_the_folder_and_loads_the_chosen_model(
+    app: RunningApp, browser: Browser, size: tuple[int, int], shots: Path
+) -> None:
+    page = _tab(browser, app, *size)
+    try:
+        picker = page.locator("#model_pick")
+        expect(picker).to_be_in_viewport()
+        picker.click()
+        options = page.locator("[role=listbox] [role=option]")
+        expect(options).to_have_count(3)
+        assert sorted(options.evaluate_all("os => os.map(o => o.dataset.value)")) == [
+            "alpha.gguf",
+            "beta.gguf",
+            SLOW,
+        ]
+        page.keyboard.press("Escape")
+        target = (
+            "beta.gguf"
+            if page.locator("#model_line").inner_text().find("alpha") >= 0
+            else ("alpha.gguf")
+        )
+        _pick(page, target)
+        page.locator("#new_chat").click()
+        send_message(page, "Who are you?")
+        wait_for_reply_end(page)
+        expect(bubbles(page, "received").last).to_contain_text(
+            "Beta here" if target == "beta.gguf" else "Alpha here"
+        )
+        page.screenshot(path=shots / f"model-picker-{size[0]}.png")
+    finally:
+        page.context.close()
+
+
+def test_a_load_waits_for_another_tabs_reply_and_never_cuts_it(
+    app: RunningApp, browser: Browser, shots: Path
+) -> None:
+    writer = _tab(browser, app, 1280, 800)
+    loader = _tab(browser, app, 1280, 800)
+    try:
+        _pick(writer, SLOW)
+        writer.locator("#new_chat").click()
+        send_message(writer, "Write slowly")
+        expect(live_reply(writer)).to_contain_text("s3", timeout=60_000)  # it is being written
+        choose_option(loader, "model_pick", "beta.gguf")
+        # The loader says it is loading, and waits: the writer's reply goes on meanwhile.
+        expect(loader.locator("#model_loading")).to_contain_text("Loading beta.gguf")
+        loader.screenshot(path=shots / "model-picker-waiting.png")
+        text = wait_for_reply_end(writer, timeout_ms=120_000)
+        assert "".join(SLOW_SCRIPT).strip() in text  # the whole reply: not cut
+        expect(loader.locator("#model_line")).to_contain_text("beta.gguf", timeout=60_000)
+        with ChatStore.in_folder(app.data_dir) as store:
+            chat = next(c for c in store.list_chats() if c.title == "Write slowly")
+            reply = store.get_chat(chat.id).messages[-1]
+        assert reply.content == "".join(SLOW_SCRIPT).strip()
+    finally:
+        writer.context.close()
+        loader.context.close()
