@@ -168,3 +168,22 @@ def test_a_tab_hidden_and_shown_again_while_the_reply_runs_streams_on(tab: Page)
     shown = tab.evaluate("window.__draws.length")
     tab.wait_for_function(f"() => window.__draws.length > {shown}", timeout=30_000)
     assert wait_for_reply_end(tab, timeout_ms=90_000).startswith(REPLY)
+
+
+def test_an_idle_page_with_the_message_box_focused_draws_nothing(tab: Page) -> None:
+    """No animation runs on an idle page, not even the caret's blink (each blink cost a
+    style, layout and paint of the page)."""
+    tab.focus("#message")
+    tab.wait_for_timeout(300)
+    cdp = tab.context.new_cdp_session(tab)
+    cdp.send("Performance.enable")
+
+    def layouts() -> float:
+        got = cdp.send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in got if m["name"] == "LayoutCount")
+
+    before = layouts()
+    tab.wait_for_timeout(2_000)  # a blinking caret changes four times in this time
+    assert layouts() == before
+    assert tab.evaluate("document.getAnimations().length") == 0
+    assert tab.evaluate("document.activeElement.id") == "message"
