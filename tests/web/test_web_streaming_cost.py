@@ -173,6 +173,7 @@ def test_a_tab_hidden_and_shown_again_while_the_reply_runs_streams_on(tab: Page)
 def test_an_idle_page_with_the_message_box_focused_draws_nothing(tab: Page) -> None:
     """No animation runs on an idle page, not even the caret's blink (each blink cost a
     style, layout and paint of the page)."""
+    tab.bring_to_front()  # a caret blinks only in the focused window's page
     tab.focus("#message")
     tab.wait_for_timeout(300)
     cdp = tab.context.new_cdp_session(tab)
