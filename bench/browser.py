@@ -288,6 +288,20 @@ class BrowserPath:
                     totals[group] += times.user + times.system
         return totals
 
+    def _chromium_idle(self, window_s: float = 0.25, limit_s: float = 10.0) -> tuple[float, float]:
+        """(wall time, Chromium CPU seconds so far) once Chromium used under 2 % of a core
+        for a `window_s` window (at most `limit_s`): the end of its work for a turn."""
+        started = time.time()
+        before = self._cpu_seconds()["chromium"]
+        at = time.time()
+        while time.time() - started < limit_s:
+            time.sleep(window_s)
+            now, used = time.time(), self._cpu_seconds()["chromium"]
+            if used - before < 0.02 * (now - at):
+                return at, before  # the quiet window is not part of the turn
+            at, before = now, used
+        return at, before
+
     def _clock_offset(self) -> float:
         """Page clock minus wall clock, from the fastest of three round trips."""
         best = None
@@ -347,6 +361,11 @@ class BrowserPath:
         cpu = {k: v - cpu_before[k] for k, v in self._cpu_seconds().items()}
         result = self._result(probe, offset, worker_events, app_events, rows_before)
         result["cpu_s"] = cpu
+        # The whole turn for Chromium: from Enter until the page is idle again (issue #23).
+        idle_at, chromium = self._chromium_idle()
+        turn_s = idle_at - result["started"]
+        result["chromium_turn_s"] = turn_s
+        result["chromium_turn_cores"] = (chromium - cpu_before["chromium"]) / turn_s
         wait_idle(self.worker)  # the worker's work for the next turn is not the next path's
         return result
 

@@ -108,6 +108,13 @@ def summarize_path(name: str, turns: list[list[dict[str, Any]]]) -> dict[str, An
             )
             for group in (flat[0].get("cpu_s") or {} if flat else {})
         }
+        # Chromium over a whole turn (Enter until its page is idle), median per repetition.
+        per_rep = [
+            statistics.median(r["chromium_turn_cores"] for r in rep if "chromium_turn_cores" in r)
+            for rep in turns
+            if any("chromium_turn_cores" in r for r in rep)
+        ]
+        out["chromium_turn_cores"] = stat(per_rep)
     return out
 
 
@@ -141,6 +148,14 @@ def targets(summary: dict[str, Any], extra: dict[str, Any]) -> list[dict[str, An
             g is not None and g <= 1.5,
             f"{g:.2f}x" if g else "-",
         )
+    cores = median_of(paths.get("browser", {}).get("chromium_turn_cores"))
+    add(
+        "Chromium CPU during a reply (Enter to idle)",
+        "<= 0.1 core",
+        cores,
+        cores is not None and cores <= 0.1,
+        f"{cores:.3f} core" if cores is not None else "-",
+    )
     lat = paths.get("browser", {}).get("token_to_screen")
     p95 = lat["p95_ms"] if lat else None
     add("token to screen p95", "<= 150 ms", p95, p95 is not None and p95 <= 150, _ms(p95))
@@ -267,6 +282,10 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
     if "browser" in paths:
         row("CPU cores busy during a reply", cpu)
+        row(
+            "Chromium cores, Enter to idle (per repetition)",
+            lambda p, s: _spread(s.get("chromium_turn_cores"), ".3f") if p == "browser" else "-",
+        )
     row("resident memory", mem)
     startup = result.get("startup_s")
     row(

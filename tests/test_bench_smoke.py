@@ -104,7 +104,10 @@ def test_browser_timings_come_from_the_screen(quick_run: dict) -> None:
 
 def test_report_has_ratios_targets_memory_and_the_machine(quick_run: dict) -> None:
     statuses = {t["target"]: t["status"] for t in quick_run["targets"]}
-    assert len(statuses) == 8
+    assert len(statuses) == 9
+    assert statuses["Chromium CPU during a reply (Enter to idle)"] in ("PASS", "MISS")
+    for turn in quick_run["results"]["browser"][0]:
+        assert turn["chromium_turn_s"] > 0 and turn["chromium_turn_cores"] >= 0
     # Every target was measured, except that 8 tokens from the tiny model may all reach the
     # page in its first update (the model starts before the page connects to the stream):
     # then there is no on-screen rate, and the bench says n/a rather than inventing one.
@@ -122,6 +125,32 @@ def test_report_has_ratios_targets_memory_and_the_machine(quick_run: dict) -> No
         assert "raw llama-cpp-python" in text and "decode tokens/s" in text
     assert "×1.00" in stdout  # raw against itself
     assert "| target | limit | measured |" in md and "Measured " in md
+
+
+def test_the_chromium_cpu_probe_measures_every_phase_and_scenario(tmp_path: Path) -> None:
+    """bench/chromium_cpu.py --quick: CPU per Chromium process type per phase, the page's
+    CDP metrics per tab, visible updates while streaming; two tabs; a hidden tab that reads
+    nothing while hidden."""
+    env = {**commands.project_env(), "LOCALCHAT_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "chromium.json"
+    command = [sys.executable, str(PROJECT_DIR / "bench" / "chromium_cpu.py"), "--quick"]
+    command += ["--out", str(out)]
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    scenarios = result["scenarios"]
+    assert set(scenarios) == {"one tab", "two tabs", "hidden tab"}
+    one = scenarios["one tab"][0]
+    for phase in ("streaming", "settle", "idle", "turn"):
+        assert {"browser", "renderer"} <= set(one[phase]["cpu_s"]), phase
+        assert one[phase]["tabs"]["streaming"]["metrics"]["TaskDuration"] >= 0
+    assert one["streaming"]["tabs"]["streaming"]["metrics"]["ScriptDuration"] > 0
+    assert one["visible_updates"] >= 1
+    assert set(scenarios["two tabs"][0]["streaming"]["tabs"]) == {"streaming", "idle tab"}
+    assert "hidden_reply" in scenarios["hidden tab"][0]
+    assert "renderer" in done.stdout and "visible updates/s" in done.stdout
 
 
 def test_the_bench_runs_on_the_starter_model(

@@ -50,6 +50,8 @@
     tokens[idx].attrSet('rel', 'noopener noreferrer');
     return linkOpen(tokens, idx, options, env, self);
   };
+  // What the page did, counted (bench/chromium_cpu.py and tests read them).
+  const stats = { renders: 0, liveRenders: 0, streamEvents: 0 };
   const renderMarkdown = (node, text) => {
     if (node.dataset.source === text) return;
     node.innerHTML = md.render(text).trimEnd(); // message HTML comes out escaped (html: false)
@@ -62,7 +64,7 @@
     key: '', source: null, data: null, chatId: undefined,
     fetching: false, again: false,
     version: null, status: '',
-    live: { key: '', id: 0, text: '' },
+    live: { key: '', id: 0, text: '', done: false },
     editing: null, // {id, text, error}
     confirmDelete: 0,
     error: '',
@@ -110,25 +112,60 @@
   }
 
   // The reply being written: its text from its own stream (web/live.py), opened only while
-  // it runs (a browser keeps few connections per site).
+  // it runs (a browser keeps few connections per site) and while the tab is seen: a hidden
+  // tab reads nothing and draws nothing; shown again, it reopens the stream, whose first
+  // event is the whole text so far.
   function follow(data) {
     const message = data.messages.find((m) => m.live);
     const key = message ? data.live_key : '';
     if (key === S.live.key) return;
+    closeStream();
+    S.live = { key, id: message ? message.id : 0, text: message ? message.text : '', done: false };
+    openStream();
+  }
+
+  function closeStream() {
     if (S.source) { S.source.close(); S.source = null; }
-    S.live = { key, id: message ? message.id : 0, text: message ? message.text : '' };
-    if (!key) return;
-    const source = new EventSource('/lc-live/' + encodeURIComponent(key));
+  }
+
+  function openStream() {
+    const live = S.live;
+    if (!live.key || live.done || S.source || document.hidden) return;
+    const source = new EventSource('/lc-live/' + encodeURIComponent(live.key));
     S.source = source;
     source.onmessage = (e) => {
       if (S.source !== source) return;
+      stats.streamEvents += 1;
       const change = JSON.parse(e.data);
-      if ('t' in change) S.live.text = change.t;
-      else if (change.a) S.live.text += change.a;
-      showLive();
+      if ('t' in change) live.text = change.t;
+      else if (change.a) live.text += change.a;
+      queueLive();
     };
-    source.addEventListener('done', () => source.close());
-    source.onerror = () => source.close();
+    const end = () => {
+      source.close();
+      if (S.source === source) S.source = null;
+    };
+    source.addEventListener('done', () => { live.done = true; end(); });
+    source.onerror = end;
+  }
+
+  // The live text reaches the screen at most once an animation frame and at most every
+  // LIVE_GAP_MS (web/live.py sends at most 10 changes a second; a burst of events, e.g.
+  // after a busy moment, is drawn once): each drawing renders the reply's Markdown and lays
+  // out its box, the browser's main cost while a reply streams.
+  const LIVE_GAP_MS = 100;
+  let liveQueued = false;
+  let liveDrawnAt = -Infinity;
+  function queueLive() {
+    if (liveQueued || document.hidden) return;
+    liveQueued = true;
+    const wait = Math.max(0, liveDrawnAt + LIVE_GAP_MS - performance.now());
+    const draw = () => requestAnimationFrame(() => {
+      liveQueued = false;
+      liveDrawnAt = performance.now();
+      showLive();
+    });
+    if (wait > 0) setTimeout(draw, wait); else draw();
   }
 
   // --- Pieces (each a function a page layout can place where it likes) --------------------
@@ -144,8 +181,11 @@
     if (!node) return;
     const stick = stickToBottom();
     const text = String(S.live.id) === node.dataset.id ? S.live.text : '';
-    if (text) renderMarkdown(node.querySelector('.lc-md'), text);
-    node.querySelector('.lc-msg-footer').textContent = text ? '…' : (S.status || '…');
+    const body = node.querySelector('.lc-md');
+    if (text && body.dataset.source !== text) { stats.liveRenders += 1; renderMarkdown(body, text); }
+    const foot = text ? '…' : (S.status || '…');
+    const footer = node.querySelector('.lc-msg-footer');
+    if (footer.textContent !== foot) footer.textContent = foot; // unchanged: no style or layout
     if (stick) thread.scrollTop = thread.scrollHeight;
   }
 
@@ -291,6 +331,7 @@
   function render() {
     const data = S.data;
     if (!data) return;
+    stats.renders += 1;
     labels = data.labels;
     thread.setAttribute('aria-label', labels.conversation);
     const opened = data.chat_id !== S.chatId;
@@ -390,10 +431,11 @@
   const mount = () => {
     const key = shown('view_key');
     if (key && key !== S.key) { S.key = key; S.version = null; }
+    // A hidden tab leaves the conversation as it is; shown again, it catches up.
     const version = shown('view_version');
-    if (S.key && version !== S.version) { S.version = version; refresh(); }
+    if (S.key && version !== S.version && !document.hidden) { S.version = version; refresh(); }
     const status = shown('reply_status');
-    if (status !== S.status) { S.status = status; showLive(); }
+    if (status !== S.status && !document.hidden) { S.status = status; showLive(); }
     attach('conversation', root);
     attach('context_used', contextLine);
     attach('chat_search', searchRoot);
@@ -401,5 +443,10 @@
   new MutationObserver(mount).observe(document.documentElement,
     { subtree: true, childList: true, characterData: true });
   mount();
-  window.LocalChatView = { actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) { closeStream(); return; }
+    mount();
+    openStream();
+  });
+  window.LocalChatView = { stats, actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
 })();
