@@ -54,8 +54,10 @@ def tab(app: RunningApp, browser: Browser) -> Iterator[Page]:
         """() => {
         window.lcTimes = [];
         new MutationObserver(() => {
-            // The reply's text as rendered (not its status line under it).
-            const live = document.querySelector('#live_reply .lc-md');
+            // The reply's text as rendered (not its status line under it), while it is written
+            // and once finished (its last words may first show in the finished message).
+            const all = document.querySelectorAll('#conversation .lc-msg-assistant .lc-md');
+            const live = all.length ? all[all.length - 1] : null;
             const text = live ? live.innerText.trim() : '';
             const s = window.lcTimes;
             if (!s.length || s[s.length - 1].text !== text)
