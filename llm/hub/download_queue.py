@@ -125,10 +125,14 @@ class DownloadQueue:
         with self._lock:
             if not job.progress.finished or job.progress.state == "done":
                 raise HubError(f"the download of {job.file_name} has not failed")
-        new_id = self.add(job.repo_id, job.file_name, revision=job.revision)
-        with self._lock:
+            # Off the list before the new one is announced: no view shows both.
             self._jobs.pop(job_id, None)
-        return new_id
+        try:
+            return self.add(job.repo_id, job.file_name, revision=job.revision)
+        except HubError:
+            with self._lock:
+                self._jobs.setdefault(job_id, job)
+            raise
 
     def dismiss(self, job_id: str) -> bool:
         """Take a finished download off the list; False if it is still running (or gone)."""

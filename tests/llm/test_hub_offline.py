@@ -99,6 +99,9 @@ def test_a_failed_download_can_be_retried_then_dismissed(online: HubServer, tmp_
         assert failed.state == "failed" and failed.error_code == "checksum"
         assert queue.dismiss("no-such-id") is False
         online.switches.corrupt.clear()
+        # What each progress event lets a page draw: never the failed row beside its retry.
+        listed: list[set[str]] = []
+        queue.subscribe(lambda _: listed.append({j.job_id for j in queue.jobs()}))
         second = queue.retry(first)
         assert second != first
         assert [j.job_id for j in queue.jobs()] == [second]  # the failed row was replaced
@@ -108,5 +111,6 @@ def test_a_failed_download_can_be_retried_then_dismissed(online: HubServer, tmp_
             queue.retry(second)
         assert queue.dismiss(second) is True
         assert queue.jobs() == []
+        assert listed and all(first not in ids for ids in listed)
     finally:
         queue.close()
