@@ -189,8 +189,10 @@ def measure_decode(
 _TAB_PROBE = """() => {
     window.lcTimes = [];
     new MutationObserver(() => {
-        const live = document.querySelector('#live_reply');
-        const text = live ? live.innerText : '';
+        // The reply's text, live or finished: the live reply is drawn at most every 100 ms,
+        // so a short reply's words may first show in the finished message.
+        const all = document.querySelectorAll('#conversation .lc-msg-assistant .lc-md');
+        const text = all.length ? all[all.length - 1].innerText.trim() : '';
         const s = window.lcTimes;
         if (!s.length || s[s.length - 1].text !== text)
             s.push({at: (performance.timeOrigin + performance.now()) / 1000, text: text});

@@ -273,7 +273,11 @@ WATCH_LIVE_REPLY = """() => {
         if (waiting && ahead[ahead.length - 1] !== Number(waiting[1])) {
             ahead.push(Number(waiting[1]));
         }
-        if (window.lcLive.firstText === null && /^w0\\b/.test(text)) {
+        // Its first words, live or (a short reply may first be drawn finished) in the
+        // finished message: the live reply is drawn at most every 100 ms.
+        const all = document.querySelectorAll('#conversation .lc-msg-assistant .lc-md');
+        const last = all.length ? all[all.length - 1].innerText.trim() : '';
+        if (window.lcLive.firstText === null && (/^w0\\b/.test(text) || /^w0\\b/.test(last))) {
             window.lcLive.firstText = Date.now();
         }
     };
