@@ -305,11 +305,34 @@ def load_model(page: Page, file_name: str, *, models_tab: str = "Models") -> Non
     page.locator("#load_model").click()
 
 
-def chat_list(page: Page):  # -> Locator of the chat list's entries
-    return page.locator("#chat_list").get_by_role("button")
+def chat_list(page: Page):  # -> Locator of the chat list's rows
+    """The chat list's chats (web/static/chat-list.js): one button per chat, its accessible
+    name and text the chat's title (its "⋯" menu button is beside it, not in it)."""
+    return page.locator("#chat_list .lc-chat-title")
+
+
+def chat_row(page: Page, title: str):  # -> Locator of one chat's whole row (title and menu)
+    return page.locator("#chat_list .lc-chat-row").filter(
+        has=page.locator(".lc-chat-title", has_text=re.compile(f"^{re.escape(title)}$"))
+    )
+
+
+def open_chat_row(page: Page):  # -> Locator: the open chat's title in the list
+    return page.locator("#chat_list .lc-chat-title[aria-current=page]")
+
+
+def chat_menu(page: Page, title: str, item: str) -> None:
+    """Choose `item` (rename, pin, export-md, export-json, delete) in the chat's "⋯" menu."""
+    row = chat_row(page, title)
+    row.locator(".lc-chat-more").click()
+    row.locator(f"[role=menuitem][data-act='{item}']").click()
+
+
+def list_notice(page: Page):  # -> Locator: what the last chat list action came to
+    return page.locator("#chat_notice .lc-notice")
 
 
 def open_chat(page: Page, title: str) -> None:
     """Open the stored chat titled `title` from the chat list."""
     chat_list(page).filter(has_text=re.compile(f"^{re.escape(title)}$")).first.click()
-    expect(page.locator("#chat_title")).to_have_value(title)
+    expect(open_chat_row(page)).to_have_text(title)
