@@ -335,7 +335,7 @@ def _picked(state: State, name: str, error: str) -> None:
 def refresh_chats(state: State) -> None:
     """The chat list changed (here or in another tab): the tab's list component fetches it
     again (web/static/chat-list.js redraws only the rows that changed)."""
-    state.list_version = int(state.list_version or 0) + 1
+    state.list_version = _next(state.list_version)
 
 
 refresh.subscribe(refresh.CHATS, refresh_chats)
@@ -635,7 +635,12 @@ def _left_queue(state: State, run: int) -> None:
 def _changed(state: State) -> None:
     """The conversation changed: the tab's component fetches it again (one small page
     variable, sent along with the page changes the same callback makes)."""
-    state.view_version = int(state.view_version or 0) + 1
+    state.view_version = _next(state.view_version)
+
+
+def _next(counter: Any) -> int:
+    """A page counter bumped (a client can set it to anything: then it starts again)."""
+    return counter + 1 if type(counter) is int and 0 <= counter < 2**53 else 1
 
 
 def _finish(

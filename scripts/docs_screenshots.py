@@ -21,6 +21,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from playwright.sync_api import expect  # noqa: E402
 from support.browser import (  # noqa: E402
     bubbles,
+    chat_list,
     chromium,
     live_reply,
     running_app,
@@ -66,7 +67,7 @@ def main() -> None:
                     page.locator("#open_chats").click()
                     time.sleep(0.5)
                     page.screenshot(path=OUT / "chat-phone-chats.png")
-                    page.locator("#chat_list").get_by_role("button").first.click()
+                    chat_list(page).first.click()
                     page.wait_for_selector("#conversation .lc-msg-assistant")
                 for theme in ("dark", "light"):
                     page.locator(f"#theme_toggle button[value={theme}]").click()

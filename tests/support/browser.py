@@ -195,6 +195,30 @@ def policy_violations(page: Page) -> list[str]:
     return _violations.get(page, [])
 
 
+# Every element's box, except what scrolls inside a code block or another scroll box and what
+# is hidden (a closed drawer): those wider than the viewport (or reaching past its right edge),
+# as "tag#id.class left..right".
+TOO_WIDE = """() => {
+    const limit = document.documentElement.clientWidth + 1;
+    const scrolled = (e) => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            const s = getComputedStyle(p);
+            if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p !== document.body
+                && p !== document.documentElement) return true;
+        }
+        return false;
+    };
+    const out = [];
+    for (const e of document.body.querySelectorAll('*')) {
+        const r = e.getBoundingClientRect();
+        if (r.width === 0 || scrolled(e) || getComputedStyle(e).visibility === 'hidden') continue;
+        if (r.width > limit || r.right > limit)
+            out.push(`${e.tagName}#${e.id}.${e.className} ${r.left}..${r.right}`);
+    }
+    return out;
+}"""
+
+
 def open_page(browser: Browser, url: str) -> Page:
     """A new tab (own Taipy client) showing `url`, with the app connected."""
     page = browser.new_page(viewport=VIEWPORT)

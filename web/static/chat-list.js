@@ -26,7 +26,7 @@
     noticeSeq: 0, day: 0,
   };
   // What the list did, counted and timed (tests and bench read them).
-  const stats = { draws: 0, lastDrawMs: 0, rows: 0 };
+  const stats = { draws: 0, lastDrawMs: 0, rows: 0, firstRowsAt: 0 };
   const root = el('div', { class: 'lc-chats', role: 'navigation' });
   const noticeBox = el('div', { class: 'lc-chat-notice-box' });
   const base = () => '/lc-view/' + encodeURIComponent(S.key);
@@ -124,6 +124,7 @@
       current.chats.push(chat);
     }
     S.day = today;
+    groupsOf.lastKeys = groups.map((g) => g.key);
     return groups;
   }
 
@@ -260,6 +261,9 @@
   }
 
   const drawn = new Map(); // chat id -> {facts, node}: what render() drew last
+  const drawnGroups = new Map(); // group key -> {node, heading, list}
+  const same = (parent, nodes) =>
+    parent.children.length === nodes.length && nodes.every((n, i) => parent.children[i] === n);
   function render() {
     const data = S.data;
     if (!data) return;
@@ -268,10 +272,13 @@
     root.setAttribute('aria-label', labels.chats);
     const ids = new Set(data.chats.map((c) => c.id));
     for (const name of ['menu', 'renaming', 'confirming']) if (!ids.has(S[name])) S[name] = 0;
-    const groups = groupsOf(data.chats);
-    const sections = [];
-    for (const group of groups) {
-      const heading = el('h3', { class: 'lc-chat-group-title', id: `chat_group_${group.key}`, text: group.title });
+    // Moving an element in the page drops its focus: keyboard users keep their place.
+    const active = root.contains(document.activeElement) ? document.activeElement : null;
+    const place = active && {
+      chat: active.closest('.lc-chat-row')?.dataset.chat,
+      selector: active.dataset.act ? `[data-act="${active.dataset.act}"]` : `.${active.classList[0]}`,
+    };
+    const sections = groupsOf(data.chats).map((group) => {
       const rows = group.chats.map((chat) => {
         const isOpen = chat.id === data.open_id;
         const facts = JSON.stringify([chat.title, chat.pinned, isOpen, labels.locale,
@@ -282,12 +289,26 @@
         drawn.set(chat.id, { facts, node });
         return node;
       });
-      sections.push(el('section', { class: 'lc-chat-group', 'aria-labelledby': heading.id },
-        heading, el('ul', { class: 'lc-chat-rows-list' }, ...rows)));
-    }
+      let section = drawnGroups.get(group.key);
+      if (!section) {
+        const heading = el('h3', { class: 'lc-chat-group-title', id: `chat_group_${group.key}` });
+        const list = el('ul', { class: 'lc-chat-rows-list' });
+        section = { node: el('section', { class: 'lc-chat-group', 'aria-labelledby': heading.id }, heading, list), heading, list };
+        drawnGroups.set(group.key, section);
+      }
+      if (section.heading.textContent !== group.title) section.heading.textContent = group.title;
+      if (!same(section.list, rows)) section.list.replaceChildren(...rows);
+      return section.node;
+    });
+    const keys = new Set(groupsOf.lastKeys);
     for (const id of drawn.keys()) if (!ids.has(id)) drawn.delete(id);
+    for (const key of drawnGroups.keys()) if (!keys.has(key)) drawnGroups.delete(key);
     if (!sections.length) sections.push(el('p', { class: 'lc-chat-empty', text: labels.list_empty }));
-    root.replaceChildren(...sections);
+    if (!same(root, sections)) root.replaceChildren(...sections);
+    if (active && document.activeElement !== active) {
+      const again = active.isConnected ? active : (place.chat && rowOf(place.chat)?.querySelector(place.selector));
+      if (again) again.focus({ preventScroll: true });
+    }
     if (data.open_id !== S.openId) {
       S.openId = data.open_id;
       const row = data.open_id ? rowOf(data.open_id) : null;
@@ -296,6 +317,7 @@
     stats.draws += 1;
     stats.rows = data.chats.length;
     stats.lastDrawMs = performance.now() - began;
+    if (!stats.firstRowsAt && data.chats.length) stats.firstRowsAt = performance.now();
   }
 
   // Up and Down move between the chats' titles (one Tab stop per row is a lot with many).
