@@ -111,7 +111,7 @@ def main() -> None:
                     page.locator("#open_chats").click()
                     time.sleep(0.5)
                     page.screenshot(path=OUT / "chat-phone-chats.png")
-                    chat_list(page).first.click()
+                    chat_list(page).filter(has_text=QUESTIONS[0]).click()
                     page.wait_for_selector("#conversation .lc-msg-assistant")
                 for theme in ("dark", "light"):
                     page.locator(f"#theme_toggle button[value={theme}]").click()
