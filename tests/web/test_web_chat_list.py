@@ -321,6 +321,12 @@ def test_the_menu_works_from_the_keyboard(app: RunningApp, browser: Browser) -> 
         expect(more).to_be_focused()
         page.keyboard.press("Enter")
         page.keyboard.press("Enter")
+        page.keyboard.press("Delete")  # an empty title: refused, said in the list
+        page.keyboard.press("Enter")
+        refused = list_notice(page).filter(has_text="A chat title cannot be empty")
+        expect(refused).to_have_attribute("role", "alert")
+        expect(box).to_be_focused()  # still there, to fix
+        assert _stored(app)[chat_id][0] == "Keyboard chat"
         page.keyboard.type("Renamed by keyboard")
         page.keyboard.press("Enter")
         renamed = chat_row(page, "Renamed by keyboard")

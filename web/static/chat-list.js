@@ -187,30 +187,31 @@
       'aria-label': fill(labels.rename_field, { title: chat.title }),
     });
     box.value = chat.title;
-    let done = false;
-    const finish = async (save) => {
+    let done = false; // saved, cancelled, or being saved
+    const finish = async (save, left) => {
       if (done || S.renaming !== chat.id) return;
-      const title = box.value;
-      if (!save || title === chat.title) {
-        done = true;
-        S.renaming = 0;
-        render();
-        focusIn(chat.id, '.lc-chat-more');
-        return;
-      }
-      const answer = await act({ action: 'rename', chat_id: chat.id, title });
-      if (!answer.ok) { box.focus(); return; } // said in the notice; the field stays to fix
       done = true;
-      chat.title = title.trim(); // until the list comes back with the stored title
+      const title = box.value;
+      if (save && title !== chat.title) {
+        const answer = await act({ action: 'rename', chat_id: chat.id, title });
+        if (!answer.ok && !left) { // said in the notice; the field stays to fix it
+          done = false;
+          box.focus();
+          return;
+        }
+        if (answer.ok) chat.title = title.trim(); // until the list comes back with it stored
+      }
       S.renaming = 0;
       render();
-      focusIn(chat.id, '.lc-chat-more');
+      if (!left) focusIn(chat.id, '.lc-chat-more');
     };
     box.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') { e.preventDefault(); finish(true); }
-      if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); finish(false); }
+      if (e.key === 'Enter') { e.preventDefault(); finish(true, false); }
+      if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); finish(false, false); }
     });
-    box.addEventListener('blur', () => { if (!done) finish(box.value.trim() !== ''); });
+    // Leaving the field saves what it holds (an empty field: nothing); a refused title is
+    // said in the notice, and the focus is not pulled back.
+    box.addEventListener('blur', () => finish(box.value.trim() !== '', true));
     return [box];
   }
 
