@@ -834,7 +834,8 @@ def _open(state: State, chat_id: int) -> None:
 
 
 def _open_hit(state: State, chat_id: int, message_id: int) -> str:
-    """A search hit: open its chat at the branch that holds the hit (unless a reply runs)."""
+    """A chat of the list (`message_id` 0: as stored), or a search hit (at the branch that
+    holds the hit): open it, unless a reply runs here (it would be cut)."""
     ctx = app()
     tab = _tab(state)
     if not message_id and tab.chat_log is not None and tab.chat_log.chat_id == chat_id:
