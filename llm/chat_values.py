@@ -62,9 +62,15 @@ def checked_title(title: str) -> str:
     """A title given by the user: one line, 1 to TITLE_MAX_CHARS characters."""
     line = one_line(title)
     if not line:
-        raise StorageError("a chat title cannot be empty")
+        raise StorageError("a chat title cannot be empty", code="title_empty")
     if len(line) > TITLE_MAX_CHARS:
-        raise StorageError(f"a chat title can have at most {TITLE_MAX_CHARS} characters")
+        raise StorageError(
+            f"a chat title can have at most {TITLE_MAX_CHARS} characters",
+            code="too_long",
+            field="chat_title",
+            n=len(line),
+            max=TITLE_MAX_CHARS,
+        )
     return line
 
 

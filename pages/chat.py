@@ -5,7 +5,9 @@ search, pin.
 Each tab's `ChatSession` is built in `init_state` (never shared). The conversation is kept in
 the app's `ChatStore` through a `ChatLog`: the tab's chat is stored when its first message is
 sent (the user message is committed before the model starts, the reply while it streams). The
-chat list beside the chat opens, renames, pins, deletes, exports and imports stored chats.
+chat list beside the chat (`web/static/chat-list.js`, sent `pages/chat_list.py`'s JSON) opens,
+renames, pins, exports and deletes any stored chat from its menu (`_chat_act`), and imports
+one; what each came to is said in the list, not in a toast.
 
 The conversation is not a Taipy control: `web/static/conversation.js` draws the visible branch
 (pages/conversation.py says what it is sent) and hears of changes and of the reply being
@@ -13,7 +15,8 @@ written over its tab's own event stream (web/chat_view.py), because every update
 variable re-renders the whole Taipy page in the browser. Its buttons post actions that run
 here, in the tab's state (`_act`), through the same path as Enter (`_start_reply`). Page
 variables change only where Taipy's own controls need it: the input and Stop (`busy`), the
-chat list, the settings.
+settings, and the counters telling the components to fetch again (`view_version`,
+`list_version`).
 
 A reply runs in a worker thread that iterates the `SavedReply` and publishes the growing text
 to the tab's view; while the request waits behind other tabs' requests, the view shows its
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,13 +60,13 @@ from llm.model_files import model_paths, resolve_model
 from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat
-from web.chat_view import ChatView, ViewAction, open_view
+from web.chat_view import CHAT_ACTIONS, ChatView, ViewAction, open_view
 from web.context import app, in_background
 from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
-from . import conversation, model_actions, refresh
+from . import chat_list, conversation, model_actions, refresh
 from .wording import error_text
 
 READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
@@ -72,6 +74,7 @@ READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page cha
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 view_key = ""  # the tab's conversation view (web/chat_view.py), set once per tab
 view_version = 0  # bumped when the conversation changed: the component fetches it again
+list_version = 0  # bumped when the chat list (or its notice) changed: chat-list.js fetches it
 reply_status = ""  # "waiting — N ahead" while the reply waits its turn ("" otherwise)
 draft = ""  # the message input
 busy = False
@@ -93,11 +96,6 @@ prompt_hint_key = ""  # the model and format whose template's prompt is being lo
 prompt_example = ""  # the example prompts' selector (always shown empty)
 chat_error = ""  # why the last message was not sent or answered, above the input
 PROMPT_EXAMPLES = ("geography", "concise")  # labels preset_<name> and preset_<name>_text
-# The stored chats.
-chat_lov: list[tuple[str, str]] = []  # (chat id, title): pinned first, then the most recent
-selected_chat = ""  # the open chat's id ("" before its first message)
-chat_title = ""  # the title input
-pin_label = ""  # Pin or Unpin, for the open chat
 chat_model = ""  # the model the open chat was written with
 chat_backend = ""  # where that model runs ("local" or a [[backends]] name)
 offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
@@ -107,8 +105,6 @@ model_loading = False
 model_choice = ""  # the loaded local model's file name ("" when none or a server answers)
 model_choices: list[str] = []
 loading_line = ""  # "Loading X…" while the picker's choice loads
-confirm_delete = False  # the delete confirmation dialog is open
-delete_question = ""
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 # Documents: the collections this chat answers from (the server keeps the choice: _DocsChoice).
 docs_lov: list[tuple[str, str]] = []  # (collection, label)
@@ -139,6 +135,7 @@ class _Tab:
     leaf_id: int | None = None
     run_id: int = 0  # bumped when the tab leaves a chat: an abandoned reply's updates drop
     view: ChatView | None = None  # its conversation component's view (set in init_state)
+    notice: chat_list.Notice = field(default_factory=chat_list.Notice)  # the list says it
 
     @property
     def busy(self) -> bool:
@@ -156,7 +153,6 @@ def init_state(state: State) -> None:
     _view(state)
     state.draft = ""
     state.busy = False
-    state.confirm_delete = False
     state.import_path = ""
     state.model_loading = False
     state.chat_error = state.settings_error = state.settings_note = state.prompt_example = ""
@@ -176,6 +172,7 @@ def _view(state: State) -> ChatView:
             snapshot=lambda: _snapshot(tab),
             act=_act,
             search=_search,
+            chats=lambda: _chats(tab),
         )
         state.view_key = tab.view.key
     return tab.view
@@ -227,6 +224,18 @@ def _sources(chat: StoredChat | None) -> dict[int, list[dict[str, str]]]:
     return found
 
 
+def _chats(tab: _Tab) -> dict[str, Any]:
+    """The tab's chat list for its component (called from the view's route thread)."""
+    ctx = app()
+    log = tab.chat_log
+    return chat_list.chat_list_json(
+        ctx.labels,
+        ctx.store.list_chats(),
+        open_id=log.chat_id if log is not None else None,
+        notice=tab.notice,
+    )
+
+
 def _search(words: str) -> list[dict[str, Any]]:
     """The chat list's search box (called from the view's route thread)."""
     ctx = app()
@@ -244,9 +253,6 @@ def _show_settings(state: State, prompt: str, params: SamplingParams) -> None:
 
 
 def _show_chat_facts(state: State, chat: StoredChat | None) -> None:
-    state.selected_chat = str(chat.id) if chat else ""
-    state.chat_title = chat.title if chat else ""
-    state.pin_label = app().labels["unpin_chat" if chat and chat.pinned else "pin_chat"]
     state.chat_model = chat.model if chat else ""
     state.chat_backend = chat.backend if chat else ""
 
@@ -327,22 +333,28 @@ def _picked(state: State, name: str, error: str) -> None:
 
 
 def refresh_chats(state: State) -> None:
-    """Show the store's current list of chats."""
-    ctx = app()
-    t = ctx.labels
-    chats = [
-        (
-            str(c.id),
-            t["pinned_mark"].format(title=c.title or t["untitled"])
-            if c.pinned
-            else c.title or t["untitled"],
-        )
-        for c in ctx.store.list_chats()
-    ]
-    # Assigning sends the list to the page (and redraws the selector) even when nothing
-    # changed, which is the usual case when a message is sent or a reply ends.
-    if [tuple(row) for row in state.chat_lov or []] != chats:
-        state.chat_lov = chats
+    """The chat list changed (here or in another tab): the tab's list component fetches it
+    again (web/static/chat-list.js redraws only the rows that changed)."""
+    state.list_version = _next(state.list_version)
+
+
+refresh.subscribe(refresh.CHATS, refresh_chats)
+
+
+def _chats_changed(state: State) -> None:
+    """A chat was made, renamed, pinned, deleted or imported: every tab's list shows it."""
+    refresh.publish_everywhere(state.get_gui(), refresh.CHATS)
+
+
+def _say(state: State, kind: str, text: str, *, chats_changed: bool = False) -> None:
+    """What a chat list action came to, said in the list ("ok" or "error"); with
+    `chats_changed`, every tab's list shows the change too."""
+    tab = _tab(state)
+    tab.notice = chat_list.Notice(tab.notice.seq + 1, kind, text)
+    if chats_changed:
+        _chats_changed(state)
+    else:
+        refresh_chats(state)
 
 
 def _offer_chat_model(state: State) -> None:
@@ -471,8 +483,7 @@ def relabel(state: State) -> None:
     its settings stay)."""
     state.settings_error = state.settings_note = state.chat_error = ""
     _show_model(state)
-    state.chat_lov = []  # "New chat" titles are words too
-    refresh_chats(state)
+    refresh_chats(state)  # the list's labels, and "New chat" titles, are words too
     _changed(state)  # the conversation's labels and footers are words too
 
 
@@ -562,11 +573,6 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> Exception 
     tab.live_key = live_key
     _changed(state)  # the question (and the empty reply) show at once
     try:
-        log = tab.chat_log
-        if not had_log and log is not None:
-            state.selected_chat = str(log.chat_id)
-            state.chat_title = ctx.store.get_chat(log.chat_id).title
-            state.pin_label = ctx.labels["pin_chat"]
         # Assigning sends even an unchanged value to the page: only what changed.
         if state.chat_model != engine.model_name:
             state.chat_model = engine.model_name
@@ -574,7 +580,10 @@ def _start_reply(state: State, make: _MakeReply, *, question: str) -> Exception 
             state.chat_backend = engine.backend_name
         if state.offer_line or state.offer_label:
             state.offer_line = state.offer_label = ""
-        refresh_chats(state)
+        if not had_log and tab.chat_log is not None:
+            _chats_changed(state)  # a new chat: in every tab's list
+        else:
+            refresh_chats(state)  # this chat is now the most recently active
         if state.chat_error:
             state.chat_error = ""
         state.busy = True
@@ -626,7 +635,12 @@ def _left_queue(state: State, run: int) -> None:
 def _changed(state: State) -> None:
     """The conversation changed: the tab's component fetches it again (one small page
     variable, sent along with the page changes the same callback makes)."""
-    state.view_version = int(state.view_version or 0) + 1
+    state.view_version = _next(state.view_version)
+
+
+def _next(counter: Any) -> int:
+    """A page counter bumped (a client can set it to anything: then it starts again)."""
+    return counter + 1 if type(counter) is int and 0 <= counter < 2**53 else 1
 
 
 def _finish(
@@ -680,6 +694,8 @@ def _act(state: State, action: ViewAction) -> str:
     tab = _tab(state)
     if action.kind == "open":
         return _open_hit(state, action.chat_id, action.message_id)
+    if action.kind in CHAT_ACTIONS:
+        return _chat_act(state, action)
     if tab.busy:
         return t["reply_running"]
     log = tab.chat_log
@@ -818,9 +834,12 @@ def _open(state: State, chat_id: int) -> None:
 
 
 def _open_hit(state: State, chat_id: int, message_id: int) -> str:
-    """A search hit: open its chat at the branch that holds the hit (unless a reply runs)."""
+    """A chat of the list (`message_id` 0: as stored), or a search hit (at the branch that
+    holds the hit): open it, unless a reply runs here (it would be cut)."""
     ctx = app()
     tab = _tab(state)
+    if not message_id and tab.chat_log is not None and tab.chat_log.chat_id == chat_id:
+        return ""  # the open chat's row: it stays as this tab shows it
     if tab.busy:
         return ctx.labels["reply_running"]
     try:
@@ -834,142 +853,67 @@ def _open_hit(state: State, chat_id: int, message_id: int) -> str:
     return ""
 
 
-def open_selected(state: State, var_name: str, value: Any) -> None:
-    """A click in the chat list: open that chat."""
-    try:
-        chat_id = int(value)
-    except (TypeError, ValueError):
-        return
-    log = _tab(state).chat_log
-    if log is not None and log.chat_id == chat_id:
-        return
-    try:
-        _open(state, chat_id)
-    except LocalChatError as exc:  # deleted in another tab meanwhile
-        notify(state, "error", str(exc))
-        refresh_chats(state)
-
-
-def toggle_pin(state: State) -> None:
-    """Pin button: keep the open chat at the top of the list (or no longer)."""
+def _chat_act(state: State, action: ViewAction) -> str:
+    """The chat list's menu: rename, pin, export or delete any stored chat (its id, from a
+    stranger, must be one: else the chat-not-found words and nothing changes). "" when done,
+    else why not; what it came to is also said in the list."""
     ctx = app()
-    log = _tab(state).chat_log
-    if log is None:
-        notify(state, "warning", ctx.labels["nothing_to_export"])
-        return
-    try:
-        pinned = not ctx.store.get_chat(log.chat_id).pinned
-        ctx.store.set_pinned(log.chat_id, pinned)
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
-    state.pin_label = ctx.labels["unpin_chat" if pinned else "pin_chat"]
-    refresh_chats(state)
-
-
-def rename(state: State, var_name: str = "", payload: dict[str, Any] | None = None) -> None:
-    """Rename button (or Enter in the title): give the open chat the typed title."""
-    ctx = app()
-    log = _tab(state).chat_log
-    if log is None:
-        notify(state, "warning", ctx.labels["nothing_to_export"])
-        return
-    # Enter hands over the input's text (its own change may not have arrived yet).
-    title = _typed_text(payload, state.chat_title)
-    try:
-        ctx.store.rename_chat(log.chat_id, title)
-        title = ctx.store.get_chat(log.chat_id).title
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
-    state.chat_title = title
-    notify(state, "success", ctx.labels["renamed"].format(title=title))
-    refresh_chats(state)
-
-
-def ask_delete(state: State) -> None:
-    """Delete button: ask first."""
-    if _tab(state).chat_log is None:
-        notify(state, "warning", app().labels["nothing_to_export"])
-        return
-    state.delete_question = app().labels["delete_question"].format(title=state.chat_title)
-    state.confirm_delete = True
-
-
-def delete_answer(state: State, var_name: str, payload: dict[str, Any]) -> None:
-    """The confirmation dialog: button 0 deletes; the other button or closing keeps."""
-    state.confirm_delete = False
-    args = payload.get("args") if isinstance(payload, dict) else None
-    log = _tab(state).chat_log
-    if not isinstance(args, list) or not args or args[0] != 0 or log is None:
-        return
-    ctx = app()
-    title = _typed_text(None, state.chat_title)  # as the question named it
-    _leave_chat(state)
-    with contextlib.suppress(LocalChatError):  # already deleted in another tab: same result
-        ctx.store.delete_chat(log.chat_id)
-    new_chat(state)
-    notify(state, "success", ctx.labels["deleted"].format(title=title))
-
-
-def _file_name(chat_id: int, title: str, suffix: str) -> str:
-    words = re.sub(r"[^\w-]+", "-", title, flags=re.UNICODE).strip("-")
-    return f"chat-{chat_id}{'-' + words[:50] if words else ''}.{suffix}"
-
-
-def _export(state: State, suffix: str) -> None:
-    ctx = app()
+    t = ctx.labels
     tab = _tab(state)
-    log = tab.chat_log
-    if log is None:
-        notify(state, "warning", ctx.labels["nothing_to_export"])
-        return
     try:
-        chat = ctx.store.get_chat(log.chat_id)
-        tree = ctx.store.tree(log.chat_id)
-        if tab.leaf_id is not None:  # the branch this tab shows (another tab may show another)
-            chat = conversation.with_branch(chat, tree, tab.leaf_id)
-        # Markdown: the branch shown; JSON: every branch, and which one is shown.
-        text = (
-            chat_export.chat_to_markdown(chat)
-            if suffix == "md"
-            else chat_export.chat_to_json(chat, tree)
-        )
-    except LocalChatError as exc:
-        notify(state, "error", str(exc))
-        return
-    download(state, content=text.encode("utf-8"), name=_file_name(log.chat_id, chat.title, suffix))
-
-
-def export_markdown(state: State) -> None:
-    """Export Markdown button: download the open chat as a Markdown document."""
-    _export(state, "md")
-
-
-def export_json(state: State) -> None:
-    """Export JSON button: download the open chat as JSON (which Import reads back)."""
-    _export(state, "json")
+        chat = ctx.store.get_chat(action.chat_id)
+        title = chat.title or t["untitled"]
+        open_here = tab.chat_log is not None and tab.chat_log.chat_id == chat.id
+        if action.kind == "rename":
+            ctx.store.rename_chat(chat.id, action.text)
+            note = t["renamed"].format(title=ctx.store.get_chat(chat.id).title)
+        elif action.kind == "pin":
+            ctx.store.set_pinned(chat.id, action.pinned)
+            note = t["pinned" if action.pinned else "unpinned"].format(title=title)
+        elif action.kind == "export":
+            # Markdown: the branch this tab shows when the chat is its open one
+            leaf = tab.leaf_id if open_here else None
+            name, text = chat_list.export_file(ctx.store, chat.id, action.text, leaf_id=leaf)
+            download(state, content=text.encode("utf-8"), name=name)
+            _say(state, "ok", t["exported"].format(title=title, file=name))
+            return ""
+        else:  # delete_chat
+            if open_here:
+                _leave_chat(state)  # its reply, if one runs, stops (and is deleted with it)
+            ctx.store.delete_chat(chat.id)
+            if open_here:
+                new_chat(state)
+            note = t["deleted"].format(title=title)
+    except (LocalChatError, ValueError) as exc:  # an unknown id, a bad title, the database
+        refresh_chats(state)  # what the list shows may be out of date
+        return error_text(exc, t)
+    _say(state, "ok", note, chats_changed=True)
+    return ""
 
 
 def import_chat(state: State) -> None:
-    """A JSON export was uploaded: store it as a new chat and open it.
+    """A JSON export was uploaded: store it as a new chat and open it; the list says how it
+    went (a refused file: why, and nothing is stored).
 
     The path comes from a page variable, which any client can set: only a file this tab's
     own upload wrote into the app's uploads folder is read (and then deleted)."""
     ctx = app()
+    t = ctx.labels
     try:
         name, data = take_upload(get_state_id(state) or "", state.import_path)
     except UploadError as exc:
-        notify(state, "error", str(exc))
+        _say(state, "error", error_text(exc, t))
         return
     try:
         chat_id = chat_export.import_chat(ctx.store, data)
-        _open(state, chat_id)
     except LocalChatError as exc:  # not a valid export: nothing was stored
-        notify(state, "error", f"{name}: {exc}")
+        _say(state, "error", t["import_refused"].format(file=name, error=error_text(exc, t)))
         return
-    refresh_chats(state)
-    notify(state, "success", ctx.labels["imported"].format(title=state.chat_title))
+    title = ""
+    with contextlib.suppress(LocalChatError):  # deleted in another tab at once: not opened
+        title = ctx.store.get_chat(chat_id).title
+        _open(state, chat_id)
+    _say(state, "ok", t["imported"].format(title=title or t["untitled"]), chats_changed=True)
 
 
 def load_chat_model(state: State) -> None:
@@ -1130,49 +1074,25 @@ def _settings_column(t: Any) -> None:
 
 
 def _chat_list(t: Any) -> None:
-    """The left column: the stored chats, and what can be done with the open one."""
+    """The left column (a drawer on a phone): the search box, the chats in date groups with a
+    menu each, what the last action came to, and Import at the foot. The search and the list
+    are drawn by web/static/conversation.js and chat-list.js, not by page variables."""
     with tgb.part(class_name="lc-chat-list lc-drawer", id="chats_drawer"):
         tgb.text(t["chats"], class_name="h6")
         tgb.part(id="chat_search", class_name="lc-chat-search")  # conversation.js's search
-        tgb.selector(
-            "{selected_chat}",
-            lov="{chat_lov}",
-            value_by_id=True,
-            on_change=open_selected,
-            id="chat_list",
-            height="45vh",
-            class_name="fullwidth",
-        )
-        with tgb.part(render="{selected_chat != ''}", id="chat_actions"):
-            tgb.input(
-                "{chat_title}",
-                label=t["chat_title"],
-                id="chat_title",
-                on_action=rename,
-                class_name="fullwidth",
-            )
-            tgb.button(t["rename"], id="rename_chat", on_action=rename)
-            tgb.button("{pin_label}", id="pin_chat", on_action=toggle_pin)
-            tgb.button(t["delete_chat"], id="delete_chat", on_action=ask_delete)
-            tgb.button(t["export_md"], id="export_md", on_action=export_markdown)
-            tgb.button(t["export_json"], id="export_json", on_action=export_json)
+        tgb.part(id="chat_list", class_name="lc-chat-rows")  # chat-list.js's rows
+        tgb.text("{list_version}", id="list_version", class_name="lc-hidden")
+        tgb.part(id="chat_notice", class_name="lc-chat-notice")  # chat-list.js's notice
         tgb.file_selector(
             "{import_path}",
             label=t["import_json"],
             extensions=".json",
             on_action=import_chat,
-            notify=False,  # the import says how it went ("Uploaded" would precede a refusal)
+            notify=False,  # the list says how it went ("Uploaded" would precede a refusal)
             id="import_json",
             drop_message=t["import_json"],
+            class_name="lc-import",
         )
-        with tgb.dialog(
-            "{confirm_delete}",
-            title=t["delete_title"],
-            labels=f"{t['delete']};{t['keep']}",
-            on_action=delete_answer,
-            id="delete_dialog",
-        ):
-            tgb.text("{delete_question}")
 
 
 # --- documents: the collections a chat answers from --------------------------------------------

@@ -7,7 +7,8 @@ with that tab's state (so it sees its own page's variables). Topics:
 - `MODELS`: what is loaded, what the models folder holds, where new chats go;
 - `MODEL_ADDED` (file name): a download or the starter model added a model, for the tab that
   asked (its models page selects it);
-- `DOCUMENTS`: a collection was made, removed or (re)indexed (the chat page's choices).
+- `DOCUMENTS`: a collection was made, removed or (re)indexed (the chat page's choices);
+- `CHATS`: a chat was made, renamed, pinned, deleted or imported (the chat page's list).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from taipy.gui import Gui, State
 MODELS = "models"
 MODEL_ADDED = "model_added"
 DOCUMENTS = "documents"
+CHATS = "chats"
 
 _subscribers: dict[str, list[Callable[..., None]]] = {}
 

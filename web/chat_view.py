@@ -9,13 +9,18 @@ script `web/static/conversation.js` draws the visible branch itself:
   the visible branch, their actions, the context used, the labels, and the key of the reply
   being written, whose text it reads from web/live.py's stream), as JSON;
 - `GET /lc-view/<key>/search?q=WORDS` — the page's `search`, as JSON;
+- `GET /lc-view/<key>/chats` — the chat list (the page's `chats`: every stored chat, which
+  one the tab has open, what its last list action said), as JSON; drawn by
+  `web/static/chat-list.js`;
 - `POST /lc-view/<key>/action` — a JSON action (`ViewAction`): checked here as a stranger's
   input (types, sizes, known kinds), then run in the tab's Taipy state through
   `invoke_callback`, so the page's own send / stream / Stop flow does it. The page checks
-  what only it can (the message belongs to the open chat, no reply is running).
+  what only it can (the message belongs to the open chat, the chat exists, no reply is
+  running). The chat list's actions (rename, pin, export, delete) name any stored chat.
 
-The tab learns that its conversation changed from one small page variable (a counter the
-page bumps in the callbacks that already change the page), not from a stream of its own: a
+The tab learns that its conversation (or its chat list) changed from one small page variable
+each (a counter the page bumps in the callbacks that already change the page), not from a
+stream of its own: a
 browser keeps at most six connections to a site, and an always-open stream per tab would
 leave a seventh tab with none.
 
@@ -41,7 +46,11 @@ from llm.session import MAX_MESSAGE_CHARS
 MAX_QUERY_CHARS = 200  # a search box's words
 MAX_BODY_BYTES = 4 * MAX_MESSAGE_CHARS + 4096  # the longest message as UTF-8, and the rest
 MAX_ID = 2**63 - 1  # SQLite's largest integer
-ACTIONS = ("edit", "regenerate", "continue", "switch", "delete", "open")
+MAX_TITLE_CHARS = 1000  # a title as typed (the store keeps at most 200, spaces squeezed)
+MESSAGE_ACTIONS = ("edit", "regenerate", "continue", "switch", "delete")
+CHAT_ACTIONS = ("open", "rename", "pin", "export", "delete_chat")  # on a chat of the list
+ACTIONS = MESSAGE_ACTIONS + CHAT_ACTIONS
+EXPORT_FORMATS = ("md", "json")
 
 
 class BadAction(ValueError):
@@ -55,8 +64,9 @@ class ViewAction:
 
     kind: str
     message_id: int = 0  # edit, regenerate, continue, switch, delete; open: the hit (or 0)
-    chat_id: int = 0  # open
-    text: str = ""  # edit
+    chat_id: int = 0  # open, rename, pin, export, delete_chat
+    text: str = ""  # edit: the message; rename: the title; export: "md" or "json"
+    pinned: bool = False  # pin: pin (True) or unpin
 
 
 def _positive_id(body: dict[str, Any], name: str, *, required: bool) -> int:
@@ -76,12 +86,8 @@ def parse_action(body: Any) -> ViewAction:
     kind = body.get("action")
     if kind not in ACTIONS:
         raise BadAction("unknown action")
-    if kind == "open":
-        return ViewAction(
-            kind,
-            chat_id=_positive_id(body, "chat_id", required=True),
-            message_id=_positive_id(body, "message_id", required=False),
-        )
+    if kind in CHAT_ACTIONS:
+        return _chat_action(kind, body)
     message_id = _positive_id(body, "message_id", required=True)
     if kind != "edit":
         return ViewAction(kind, message_id=message_id)
@@ -89,6 +95,30 @@ def parse_action(body: Any) -> ViewAction:
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_MESSAGE_CHARS:
         raise BadAction(f"text must be non-empty text of at most {MAX_MESSAGE_CHARS} characters")
     return ViewAction(kind, message_id=message_id, text=text)
+
+
+def _chat_action(kind: str, body: dict[str, Any]) -> ViewAction:
+    chat_id = _positive_id(body, "chat_id", required=True)
+    if kind == "open":
+        return ViewAction(
+            kind, chat_id=chat_id, message_id=_positive_id(body, "message_id", required=False)
+        )
+    if kind == "rename":
+        title = body.get("title")
+        if not isinstance(title, str) or len(title) > MAX_TITLE_CHARS:
+            raise BadAction(f"title must be text of at most {MAX_TITLE_CHARS} characters")
+        return ViewAction(kind, chat_id=chat_id, text=title)
+    if kind == "pin":
+        pinned = body.get("pinned")
+        if not isinstance(pinned, bool):
+            raise BadAction("pinned must be true or false")
+        return ViewAction(kind, chat_id=chat_id, pinned=pinned)
+    if kind == "export":
+        fmt = body.get("format")
+        if fmt not in EXPORT_FORMATS:
+            raise BadAction(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        return ViewAction(kind, chat_id=chat_id, text=fmt)
+    return ViewAction(kind, chat_id=chat_id)  # delete_chat
 
 
 Snapshot = Callable[[], dict[str, Any]]
@@ -106,6 +136,7 @@ class ChatView:
     snapshot: Snapshot
     act: Act
     search: Search
+    chats: Snapshot
     key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
 
@@ -113,10 +144,18 @@ _lock = threading.Lock()
 _views: dict[str, ChatView] = {}
 
 
-def open_view(gui: Gui, state_id: str, *, snapshot: Snapshot, act: Act, search: Search) -> ChatView:
+def open_view(
+    gui: Gui,
+    state_id: str,
+    *,
+    snapshot: Snapshot,
+    act: Act,
+    search: Search,
+    chats: Snapshot,
+) -> ChatView:
     """A new view for the tab `state_id` (a tab that starts over gets a new key; its old one
     stops working)."""
-    view = ChatView(gui, state_id, snapshot, act, search)
+    view = ChatView(gui, state_id, snapshot, act, search, chats)
     with _lock:
         for key in [k for k, v in _views.items() if v.state_id == state_id]:
             del _views[key]
@@ -156,6 +195,11 @@ def add_view_routes(flask_app: Flask) -> None:
         if len(words) > MAX_QUERY_CHARS:
             return _json({"error": f"at most {MAX_QUERY_CHARS} characters"}, 400)
         return _json({"hits": view.search(words) if words.strip() else []})
+
+    @flask_app.get("/lc-view/<key>/chats")
+    def _chats(key: str) -> Response:
+        view = _view(key)
+        return _json(view.chats()) if view else _json(_NOT_FOUND, 404)
 
     @flask_app.post("/lc-view/<key>/action")
     def _action(key: str) -> Response:

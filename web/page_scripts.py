@@ -9,8 +9,10 @@ file in `web/static/`, served at `/lc-static/<file>`:
   let in, and a line under the input says why;
 - `conversation.js`: the conversation, drawn from the tab's view (web/chat_view.py), with
   `vendor/markdown-it.min.js` and `vendor/highlight.min.js` (and its style sheet), vendored
-  from npm by `scripts/vendor-js.sh`. These load deferred: they need the page, not the
-  other way round.
+  from npm by `scripts/vendor-js.sh`;
+- `chat-list.js`: the chat list (date groups, each chat's menu), drawn from the tab's view
+  too, with conversation.js's pieces. These load deferred, in this order: they need the
+  page, not the other way round.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def scripts(too_long: str = _TOO_LONG) -> str:
             _tag("vendor/markdown-it.min.js", defer=True),
             _tag("vendor/highlight.min.js", defer=True),
             _tag("conversation.js", defer=True),
+            _tag("chat-list.js", defer=True),
         ]
     )
 

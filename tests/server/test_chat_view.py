@@ -11,7 +11,7 @@ from flask import Flask
 
 from llm.session import MAX_MESSAGE_CHARS
 from web import chat_view
-from web.chat_view import BadAction, ChatView, ViewAction, parse_action
+from web.chat_view import MAX_TITLE_CHARS, BadAction, ChatView, ViewAction, parse_action
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,26 @@ from web.chat_view import BadAction, ChatView, ViewAction, parse_action
             {"action": "open", "chat_id": 2, "message_id": 9},
             ViewAction("open", message_id=9, chat_id=2),
         ),
+        # the chat list's menu, on any chat
+        (
+            {"action": "rename", "chat_id": 4, "title": "Trip"},
+            ViewAction("rename", chat_id=4, text="Trip"),
+        ),
+        ({"action": "rename", "chat_id": 4, "title": ""}, ViewAction("rename", chat_id=4)),
+        (
+            {"action": "pin", "chat_id": 4, "pinned": True},
+            ViewAction("pin", chat_id=4, pinned=True),
+        ),
+        ({"action": "pin", "chat_id": 4, "pinned": False}, ViewAction("pin", chat_id=4)),
+        (
+            {"action": "export", "chat_id": 4, "format": "md"},
+            ViewAction("export", chat_id=4, text="md"),
+        ),
+        (
+            {"action": "export", "chat_id": 4, "format": "json"},
+            ViewAction("export", chat_id=4, text="json"),
+        ),
+        ({"action": "delete_chat", "chat_id": 4}, ViewAction("delete_chat", chat_id=4)),
     ],
 )
 def test_well_formed_actions_are_taken(body: dict[str, Any], expected: ViewAction) -> None:
@@ -49,6 +69,20 @@ def test_well_formed_actions_are_taken(body: dict[str, Any], expected: ViewActio
         {"action": "edit", "message_id": 1, "text": "x" * (MAX_MESSAGE_CHARS + 1)},
         {"action": "open", "message_id": 1},
         {"action": "open", "chat_id": None},
+        {"action": "rename", "title": "no chat named"},
+        {"action": "rename", "chat_id": 4},
+        {"action": "rename", "chat_id": 4, "title": 7},
+        {"action": "rename", "chat_id": 4, "title": "x" * (MAX_TITLE_CHARS + 1)},
+        {"action": "rename", "chat_id": "4", "title": "a string id"},
+        {"action": "pin", "chat_id": 4},
+        {"action": "pin", "chat_id": 4, "pinned": 1},
+        {"action": "pin", "chat_id": 4, "pinned": "true"},
+        {"action": "export", "chat_id": 4},
+        {"action": "export", "chat_id": 4, "format": "../../etc/passwd"},
+        {"action": "export", "chat_id": 4, "format": "html"},
+        {"action": "delete_chat"},
+        {"action": "delete_chat", "chat_id": 0},
+        {"action": "delete_chat", "chat_id": [4]},
     ],
 )
 def test_anything_else_is_refused(body: Any) -> None:
@@ -82,6 +116,7 @@ def served() -> Iterator[tuple[Flask, ChatView, _Gui]]:
         snapshot=lambda: {"messages": ["a"]},
         act=act,
         search=lambda words: [{"words": words}],
+        chats=lambda: {"chats": ["c"]},
     )
     yield flask, view, gui
 
@@ -93,13 +128,23 @@ def test_the_view_answers_only_to_its_key(served: tuple[Flask, ChatView, _Gui]) 
     assert client.get(f"/lc-view/{view.key}/search?q=서울").get_json() == {
         "hits": [{"words": "서울"}]
     }
-    for path in ("/lc-view/guessed", "/lc-view/guessed/events", "/lc-view/guessed/search?q=a"):
+    assert client.get(f"/lc-view/{view.key}/chats").get_json() == {"chats": ["c"]}
+    guesses = ("", "/events", "/search?q=a", "/chats")
+    for path in (f"/lc-view/guessed{tail}" for tail in guesses):
         assert client.get(path).status_code == 404
     post = client.post("/lc-view/guessed/action", json={"action": "regenerate", "message_id": 1})
     assert post.status_code == 404 and gui.calls == []
     # A tab that starts over gets a new key; the old one stops working.
-    newer = chat_view.open_view(gui, "tab-1", snapshot=dict, act=view.act, search=view.search)  # type: ignore[arg-type]
+    newer = chat_view.open_view(
+        gui,  # type: ignore[arg-type]
+        "tab-1",
+        snapshot=dict,
+        act=view.act,
+        search=view.search,
+        chats=view.chats,
+    )
     assert client.get(f"/lc-view/{view.key}").status_code == 404
+    assert client.get(f"/lc-view/{view.key}/chats").status_code == 404
     assert client.get(f"/lc-view/{newer.key}").status_code == 200
 
 

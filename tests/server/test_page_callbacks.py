@@ -510,6 +510,31 @@ def test_the_app_s_indexing_waits_while_the_model_writes(served: Any, tmp_path: 
     assert context.library.collection("waits").files_indexed == 60
 
 
+def _downloads(tab: Tab) -> list[dict[str, Any]]:
+    """The downloads (Taipy's "DF" messages) the tab received since last asked."""
+    return [
+        m["args"]
+        for m in tab.ws.get_received()
+        if isinstance(m.get("args"), dict) and m["args"].get("type") == "DF"
+    ]
+
+
+def _download(tab: Tab, key: str, chat_id: int, fmt: str) -> tuple[str, str]:
+    """The chat list's Export of `chat_id` in `tab`: (file name, text) of the download."""
+    tab.ws.get_received()  # forget earlier messages
+    answer = tab.flask.post(
+        f"/lc-view/{key}/action", json={"action": "export", "chat_id": chat_id, "format": fmt}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    sent = _until(lambda: _downloads(tab), f"the {fmt} download")
+    content = sent[0]["content"]
+    if content.startswith("data:"):  # small files come inline
+        text = base64.b64decode(content.split(",", 1)[1]).decode("utf-8")
+    else:
+        text = tab.flask.get(content).get_data(as_text=True)
+    return sent[0]["name"], text
+
+
 def test_export_json_keeps_every_branch_and_markdown_the_one_shown(tab: Tab, served: Any) -> None:
     _gui, _app, context, _fake = served
     key, chat = _ask(tab, served, "Export question (two versions)")
@@ -532,23 +557,10 @@ def test_export_json_keeps_every_branch_and_markdown_the_one_shown(tab: Tab, ser
     )
     assert switched.status_code == 200, switched.get_json()
 
-    def downloaded(button: str, action: str) -> str:
-        tab.ws.get_received()  # forget earlier messages
-        tab.action(button, action)
-        sent = _until(
-            lambda: [
-                m["args"]
-                for m in tab.ws.get_received()
-                if isinstance(m.get("args"), dict) and m["args"].get("type") == "DF"
-            ],
-            f"the {button} download",
-        )
-        content = sent[0]["content"]
-        if content.startswith("data:"):  # small files come inline
-            return base64.b64decode(content.split(",", 1)[1]).decode("utf-8")
-        return tab.flask.get(content).get_data(as_text=True)
+    def downloaded(fmt: str) -> str:
+        return _download(tab, key, chat.id, fmt)[1]
 
-    exported = json.loads(downloaded("export_json", "export_json"))
+    exported = json.loads(downloaded("json"))
     saved = exported["chat"]
     # The question and both versions of the reply (ids renumbered in the file: 0, 1, 2), the
     # first version the one shown.
@@ -558,7 +570,7 @@ def test_export_json_keeps_every_branch_and_markdown_the_one_shown(tab: Tab, ser
     assert [(m.role, m.content) for m in context.store.tree(imported)] == [
         (m.role, m.content) for m in context.store.tree(chat.id)
     ]
-    markdown = downloaded("export_md", "export_markdown")
+    markdown = downloaded("md")
     assert "Export question (two versions)" in markdown
 
 
@@ -574,3 +586,152 @@ def test_the_model_picker_loads_only_a_model_the_folder_lists(tab: Tab, served: 
     said = str([m.get("args") for m in tab.ws.get_received()])
     assert "Loading" not in said and "error" not in said.lower()
     assert context.engines.local.model_name == loaded
+
+
+# --- the chat list (web/static/chat-list.js): its JSON and its menu's actions ------------------
+
+
+def _list(tab: Tab, key: str) -> dict[str, Any]:
+    answer = tab.flask.get(f"/lc-view/{key}/chats")
+    assert answer.status_code == 200
+    return answer.get_json()
+
+
+def _post(tab: Tab, key: str, body: dict[str, Any]) -> Any:
+    return tab.flask.post(f"/lc-view/{key}/action", json=body)
+
+
+def _stored_chats(store: ChatStore) -> list[tuple[int, str, bool, int]]:
+    return [(c.id, c.title, c.pinned, c.message_count) for c in store.list_chats()]
+
+
+def test_the_list_menu_acts_on_a_chat_that_is_not_the_open_one(tab: Tab, served: Any) -> None:
+    _gui, _app, context, _fake = served
+    other_id = context.store.create_chat(title="Not the open one")
+    context.store.add_message(other_id, "user", "A question kept elsewhere")
+    context.store.add_message(other_id, "assistant", "An answer kept elsewhere")
+    key, mine = _ask(tab, served, "The open chat (list menu)")
+    listed = _list(tab, key)
+    assert listed["open_id"] == mine.id
+    rows = {row["id"]: row for row in listed["chats"]}
+    assert rows[other_id]["title"] == "Not the open one" and not rows[other_id]["pinned"]
+    assert rows[mine.id]["updated"] >= rows[other_id]["updated"] > 0  # ms since 1970 (UTC)
+    assert listed["labels"]["list_today"] == "Today" and listed["labels"]["locale"] == "en"
+    # Rename: stored, said in the list; the open chat stays open.
+    answer = _post(tab, key, {"action": "rename", "chat_id": other_id, "title": "  Trip   plans "})
+    assert answer.status_code == 200, answer.get_json()
+    assert context.store.get_chat(other_id).title == "Trip plans"
+    notice = _list(tab, key)["notice"]
+    assert (notice["kind"], notice["text"]) == ("ok", "Renamed to “Trip plans”")
+    # Pin and unpin.
+    assert (
+        _post(tab, key, {"action": "pin", "chat_id": other_id, "pinned": True}).status_code == 200
+    )
+    assert context.store.get_chat(other_id).pinned
+    first = _list(tab, key)["chats"][0]  # pinned chats come first
+    assert (first["id"], first["pinned"]) == (other_id, True)
+    assert (
+        _post(tab, key, {"action": "pin", "chat_id": other_id, "pinned": False}).status_code == 200
+    )
+    assert not context.store.get_chat(other_id).pinned
+    # Export: that chat's file, downloaded in this tab.
+    name, markdown = _download(tab, key, other_id, "md")
+    assert name == f"chat-{other_id}-Trip-plans.md"
+    assert markdown.startswith("# Trip plans\n") and "A question kept elsewhere" in markdown
+    name, text = _download(tab, key, other_id, "json")
+    assert name == f"chat-{other_id}-Trip-plans.json"
+    assert [m["content"] for m in json.loads(text)["chat"]["messages"]] == [
+        "A question kept elsewhere",
+        "An answer kept elsewhere",
+    ]
+    # Delete: gone; this tab still shows its own chat.
+    answer = _post(tab, key, {"action": "delete_chat", "chat_id": other_id})
+    assert answer.status_code == 200, answer.get_json()
+    assert other_id not in {c.id for c in context.store.list_chats()}
+    assert _list(tab, key)["notice"]["text"] == "Deleted “Trip plans”"
+    assert tab.flask.get(f"/lc-view/{key}").get_json()["chat_id"] == mine.id
+    assert _list(tab, key)["open_id"] == mine.id
+
+
+def test_deleting_the_open_chat_from_the_list_starts_a_new_one(tab: Tab, served: Any) -> None:
+    _gui, _app, context, _fake = served
+    key, mine = _ask(tab, served, "Delete me while open")
+    assert _post(tab, key, {"action": "delete_chat", "chat_id": mine.id}).status_code == 200
+    assert mine.id not in {c.id for c in context.store.list_chats()}
+    view = tab.flask.get(f"/lc-view/{key}").get_json()
+    assert view["chat_id"] is None and view["messages"] == []
+    assert _list(tab, key)["open_id"] is None
+
+
+def test_hostile_list_actions_change_nothing(tab: Tab, other_tab: Tab, served: Any) -> None:
+    """Any chat id, title or format a stranger posts: an unknown chat gets the words for it,
+    a bad title the library's check, a malformed body a 400, a stale key a 404; nothing in
+    the store changes, and nothing is downloaded."""
+    _gui, _app, context, _fake = served
+    key, mine = _ask(tab, served, "Hostile list question (mine)")
+    other_key, theirs = _ask(other_tab, served, "Hostile list question (theirs)")
+    before = _stored_chats(context.store)
+    gone = 987654321
+    tab.ws.get_received()
+    other_tab.ws.get_received()
+    worded = [
+        ({"action": "rename", "chat_id": gone, "title": "x"}, "This chat no longer exists"),
+        ({"action": "pin", "chat_id": gone, "pinned": True}, "This chat no longer exists"),
+        ({"action": "export", "chat_id": gone, "format": "md"}, "This chat no longer exists"),
+        ({"action": "delete_chat", "chat_id": gone}, "This chat no longer exists"),
+        ({"action": "open", "chat_id": gone}, "This chat no longer exists"),
+        ({"action": "rename", "chat_id": mine.id, "title": "   "}, "A chat title cannot be empty"),
+        (
+            {"action": "rename", "chat_id": mine.id, "title": "t" * 1000},
+            "The chat title is too long: 1000 characters, at most 200",
+        ),
+    ]
+    for body, words in worded:
+        answer = _post(tab, key, body)
+        assert answer.status_code == 409, body
+        assert answer.get_json()["error"].startswith(words), answer.get_json()
+    malformed = [
+        {"action": "rename", "chat_id": mine.id, "title": "t" * 1_000_000},  # a huge title
+        {"action": "rename", "chat_id": -1, "title": "x"},
+        {"action": "pin", "chat_id": mine.id, "pinned": "yes"},
+        {"action": "export", "chat_id": mine.id, "format": "../../config.toml"},
+        {"action": "delete_chat", "chat_id": str(mine.id)},
+    ]
+    assert [_post(tab, key, body).status_code for body in malformed] == [400] * len(malformed)
+    # A key that is no tab's (a tab that started over has a new one) reaches nothing.
+    stale = _post(tab, "no-such-key", {"action": "delete_chat", "chat_id": theirs.id})
+    assert stale.status_code == 404
+    time.sleep(0.3)
+    assert _stored_chats(context.store) == before
+    assert _downloads(tab) == [] and _downloads(other_tab) == []
+    # Each tab's key acts in that tab: an export through the other tab's key downloads
+    # there, not here; neither tab's open chat changed.
+    name, _ = _download(other_tab, other_key, mine.id, "md")
+    assert name.startswith(f"chat-{mine.id}-")
+    assert _downloads(tab) == []
+    assert tab.flask.get(f"/lc-view/{key}").get_json()["chat_id"] == mine.id
+    assert tab.flask.get(f"/lc-view/{other_key}").get_json()["chat_id"] == theirs.id
+
+
+def test_a_change_in_one_tab_refreshes_every_tab_s_list(
+    tab: Tab, other_tab: Tab, served: Any
+) -> None:
+    _gui, _app, _context, _fake = served
+    key, mine = _ask(tab, served, "Seen from the other tab")
+    other_key, _ = _ask(other_tab, served, "The other tab's own chat")
+    other_tab.ws.get_received()
+    assert (
+        _post(
+            tab, key, {"action": "rename", "chat_id": mine.id, "title": "Renamed here"}
+        ).status_code
+        == 200
+    )
+    # The other tab is told to fetch its list again (its list_version changes) ...
+    _until(
+        lambda: any("list_version" in str(m.get("args")) for m in other_tab.ws.get_received()),
+        "the other tab's list_version",
+    )
+    # ... and the list it fetches has the new title, without this tab's notice.
+    listed = _list(other_tab, other_key)
+    assert "Renamed here" in [row["title"] for row in listed["chats"]]
+    assert listed["notice"]["text"] != "Renamed to “Renamed here”"

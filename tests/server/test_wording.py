@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from llm.chat_values import checked_title
 from llm.config import SamplingParams
 from llm.errors import ConfigError, HubNotFoundError, HubUnreachableError, LocalChatError
 from llm.session import MAX_MESSAGE_CHARS, checked_system_prompt
@@ -159,3 +160,14 @@ def test_the_language_route_sets_the_cookie_and_goes_back_only_to_a_page() -> No
         assert response.headers["Location"] == "/"
     response = client.get(f"{ROUTE}?to=xx")
     assert "Set-Cookie" not in response.headers  # an unknown language is not remembered
+
+
+def test_a_chat_title_the_store_refuses_is_worded() -> None:
+    with pytest.raises(LocalChatError) as empty:
+        checked_title(" \n\t ")
+    assert error_text(empty.value, EN) == "A chat title cannot be empty"
+    assert error_text(empty.value, KO) == "대화 제목은 비워 둘 수 없습니다"
+    with pytest.raises(LocalChatError) as long:
+        checked_title("t" * 201)
+    assert error_text(long.value, EN) == "The chat title is too long: 201 characters, at most 200"
+    assert error_text(long.value, KO) == "대화 제목이(가) 너무 깁니다: 201자 (최대 200자)"

@@ -195,6 +195,30 @@ def policy_violations(page: Page) -> list[str]:
     return _violations.get(page, [])
 
 
+# Every element's box, except what scrolls inside a code block or another scroll box and what
+# is hidden (a closed drawer): those wider than the viewport (or reaching past its right edge),
+# as "tag#id.class left..right".
+TOO_WIDE = """() => {
+    const limit = document.documentElement.clientWidth + 1;
+    const scrolled = (e) => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            const s = getComputedStyle(p);
+            if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p !== document.body
+                && p !== document.documentElement) return true;
+        }
+        return false;
+    };
+    const out = [];
+    for (const e of document.body.querySelectorAll('*')) {
+        const r = e.getBoundingClientRect();
+        if (r.width === 0 || scrolled(e) || getComputedStyle(e).visibility === 'hidden') continue;
+        if (r.width > limit || r.right > limit)
+            out.push(`${e.tagName}#${e.id}.${e.className} ${r.left}..${r.right}`);
+    }
+    return out;
+}"""
+
+
 def open_page(browser: Browser, url: str) -> Page:
     """A new tab (own Taipy client) showing `url`, with the app connected."""
     page = browser.new_page(viewport=VIEWPORT)
@@ -305,11 +329,34 @@ def load_model(page: Page, file_name: str, *, models_tab: str = "Models") -> Non
     page.locator("#load_model").click()
 
 
-def chat_list(page: Page):  # -> Locator of the chat list's entries
-    return page.locator("#chat_list").get_by_role("button")
+def chat_list(page: Page):  # -> Locator of the chat list's rows
+    """The chat list's chats (web/static/chat-list.js): one button per chat, its accessible
+    name and text the chat's title (its "⋯" menu button is beside it, not in it)."""
+    return page.locator("#chat_list .lc-chat-title")
+
+
+def chat_row(page: Page, title: str):  # -> Locator of one chat's whole row (title and menu)
+    return page.locator("#chat_list .lc-chat-row").filter(
+        has=page.locator(".lc-chat-title", has_text=re.compile(f"^{re.escape(title)}$"))
+    )
+
+
+def open_chat_row(page: Page):  # -> Locator: the open chat's title in the list
+    return page.locator("#chat_list .lc-chat-title[aria-current=page]")
+
+
+def chat_menu(page: Page, title: str, item: str) -> None:
+    """Choose `item` (rename, pin, export-md, export-json, delete) in the chat's "⋯" menu."""
+    row = chat_row(page, title)
+    row.locator(".lc-chat-more").click()
+    row.locator(f"[role=menuitem][data-act='{item}']").click()
+
+
+def list_notice(page: Page):  # -> Locator: what the last chat list action came to
+    return page.locator("#chat_notice .lc-notice")
 
 
 def open_chat(page: Page, title: str) -> None:
     """Open the stored chat titled `title` from the chat list."""
     chat_list(page).filter(has_text=re.compile(f"^{re.escape(title)}$")).first.click()
-    expect(page.locator("#chat_title")).to_have_value(title)
+    expect(open_chat_row(page)).to_have_text(title)

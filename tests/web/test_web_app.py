@@ -27,6 +27,7 @@ from support.browser import (
     RunningApp,
     bubbles,
     chat_input,
+    chat_list,
     choose_option,
     go_to,
     live_reply,
@@ -398,7 +399,7 @@ def test_hostile_text_typed_in_the_page_is_refused_or_kept_as_text(
     # Markdown renders it), and no element came from it.
     other = open_page(browser, app.url)
     try:
-        other.locator("#chat_list").get_by_role("button").first.click()
+        chat_list(other).first.click()
         expect(bubbles(other, "sent")).to_have_count(1)
         shown = bubbles(other, "sent").first
         assert shown.text_content() == ODD_STORED.replace("\x00", "\ufffd")

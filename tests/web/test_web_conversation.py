@@ -10,7 +10,6 @@ one, so a stopped reply that is continued ends exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,14 @@ from playwright.sync_api import Browser, Page, expect
 from support.browser import (
     RunningApp,
     bubbles,
+    chat_list,
+    chat_menu,
+    chat_row,
     live_reply,
     message,
     message_button,
+    open_chat,
+    open_chat_row,
     open_page,
     running_app,
     send_message,
@@ -259,7 +263,7 @@ def test_search_finds_a_korean_word_in_a_chat_that_is_not_open(
     assert page.evaluate("window.lcHit") is None
     expect(page.locator("#chat_search_results img")).to_have_count(0)
     page.locator("#chat_search_results .lc-hit").first.click()
-    expect(page.locator("#chat_title")).to_have_value("서울은 한강이 아름다운 도시입니다")
+    expect(open_chat_row(page)).to_have_text("서울은 한강이 아름다운 도시입니다")
     expect(bubbles(page, "sent")).to_have_text(["서울은 한강이 아름다운 도시입니다"])
     search.fill("zzzqqq")
     expect(page.locator("#chat_search_results")).to_have_text("No chat has these words.")
@@ -267,16 +271,16 @@ def test_search_finds_a_korean_word_in_a_chat_that_is_not_open(
 
 def test_a_pinned_chat_stays_at_the_top(page: Page) -> None:
     _fresh_chat(page, "Pin this one")
-    page.locator("#pin_chat").click()
+    chat_menu(page, "Pin this one", "pin")
     _fresh_chat(page, "A newer chat")
-    first = page.locator("#chat_list").get_by_role("button").first
-    expect(first).to_have_text("📌 Pin this one")
-    first.click()
-    expect(page.locator("#pin_chat")).to_have_text(re.compile("unpin", re.I))
-    page.locator("#pin_chat").click()  # unpinned: back in its place by date
-    entries = page.locator("#chat_list").get_by_role("button")
-    expect(entries.first).to_have_text("A newer chat")
-    expect(entries.nth(1)).to_have_text("Pin this one")
+    first = chat_list(page).first
+    expect(first).to_have_text("Pin this one")
+    expect(page.locator("#chat_list .lc-chat-group-title").first).to_have_text("Pinned")
+    chat_row(page, "Pin this one").locator(".lc-chat-more").click()
+    expect(chat_row(page, "Pin this one").locator("[data-act=pin]")).to_have_text("Unpin")
+    chat_row(page, "Pin this one").locator("[data-act=pin]").click()  # back in its place
+    expect(chat_list(page).first).to_have_text("A newer chat")
+    expect(chat_list(page).nth(1)).to_have_text("Pin this one")
 
 
 def test_the_context_used_is_shown_after_each_turn(page: Page, app: RunningApp) -> None:
@@ -298,7 +302,7 @@ def test_two_tabs_editing_one_chat_keep_both_branches(app: RunningApp, browser: 
         _fresh_chat(first, "Shared question")
         second.reload()  # its chat list, made before the chat was
         for tab in (first, second):
-            tab.locator("#chat_list").get_by_role("button", name="Shared question").click()
+            chat_list(tab).get_by_text("Shared question", exact=True).click()
             expect(bubbles(tab, "sent")).to_have_text(["Shared question"])
         for tab, text in ((first, "From the first tab"), (second, "From the second tab")):
             message_button(tab, "sent", "edit").click()
@@ -374,7 +378,7 @@ def test_opening_a_long_chat_shows_its_latest_message(page: Page, app: RunningAp
             store.add_message(chat_id, "user", f"Question {i}")
             store.add_message(chat_id, "assistant", f"Answer {i}\n\nwith a second paragraph")
     page.reload()
-    page.locator("#chat_list").get_by_role("button", name="A long one").click()
+    open_chat(page, "A long one")
     expect(bubbles(page, "received").last).to_contain_text("Answer 29")
     expect(bubbles(page, "received").last).to_be_in_viewport()
     assert page.evaluate(

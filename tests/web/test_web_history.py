@@ -25,9 +25,12 @@ from support.browser import (
     RunningApp,
     bubbles,
     chat_list,
+    chat_menu,
+    list_notice,
     live_reply,
     notifications,
     open_chat,
+    open_chat_row,
     open_page,
     running_app,
     send_message,
@@ -99,50 +102,53 @@ def test_chats_are_listed_renamed_deleted_exported_and_kept(
         # Two chats: the first message names each one; the newest is listed first.
         send_message(page, "What is the capital of France?")
         wait_for_reply_end(page)
-        expect(page.locator("#chat_title")).to_have_value("What is the capital of France?")
+        expect(open_chat_row(page)).to_have_text("What is the capital of France?")
         page.locator("#new_chat").click()
         expect(bubbles(page, "sent")).to_have_count(0)
         send_message(page, "And of Italy?")
         wait_for_reply_end(page)
         expect(page.locator("#chat_list")).to_contain_text("And of Italy?")
         expect(chat_list(page)).to_have_text(["And of Italy?", "What is the capital of France?"])
-        # Open the first one: its messages come back; rename it.
+        # Open the first one: its messages come back; rename it (in its row of the list).
         open_chat(page, "What is the capital of France?")
         expect(bubbles(page, "sent")).to_have_text(["What is the capital of France?"])
         assert wait_for_reply_end(page).startswith(REPLY)
-        page.locator("#chat_title").fill("Geography")
-        page.locator("#chat_title").press("Enter")
-        expect(page.locator("#chat_list")).to_contain_text("Geography")
-        # Delete the other one, after saying yes.
+        chat_menu(page, "What is the capital of France?", "rename")
+        page.locator("#chat_list .lc-rename").fill("Geography")
+        page.locator("#chat_list .lc-rename").press("Enter")
+        expect(open_chat_row(page)).to_have_text("Geography")
+        # Delete the other one (the open one), after saying yes.
         open_chat(page, "And of Italy?")
-        page.locator("#delete_chat").click()
-        dialog = page.get_by_role("dialog")
-        expect(dialog).to_contain_text("“And of Italy?” and all its messages")
-        dialog.get_by_role("button", name="Keep it").click()
-        expect(page.locator("#chat_list")).to_contain_text("And of Italy?")
-        page.locator("#delete_chat").click()
-        page.get_by_role("dialog").get_by_role("button", name="Delete").click()
-        expect(page.locator("#chat_list")).not_to_contain_text("And of Italy?")
+        chat_menu(page, "And of Italy?", "delete")
+        question = page.locator("#chat_list .lc-chat-confirm")
+        expect(question).to_contain_text("Delete “And of Italy?” and all its messages")
+        question.get_by_role("button", name="Keep it").click()
+        expect(chat_list(page)).to_have_text(["And of Italy?", "Geography"])
+        chat_menu(page, "And of Italy?", "delete")
+        page.locator("#chat_list .lc-chat-confirm").get_by_role("button", name="Delete").click()
+        expect(chat_list(page)).to_have_text(["Geography"])
+        expect(list_notice(page)).to_have_text("Deleted “And of Italy?”×")
         expect(bubbles(page, "sent")).to_have_count(0)  # a new, empty chat
+        expect(open_chat_row(page)).to_have_count(0)
         # A reload shows the same list; the renamed chat has its messages.
         page.reload()
-        page.wait_for_selector("#chat_list")
         open_chat(page, "Geography")
         expect(bubbles(page, "sent")).to_have_text(["What is the capital of France?"])
         # Export Markdown and JSON (downloads), then import the JSON as a new chat.
         with page.expect_download() as md_download:
-            page.locator("#export_md").click()
+            chat_menu(page, "Geography", "export-md")
         assert md_download.value.suggested_filename == f"chat-{_chat_id(app)}-Geography.md"
         markdown = Path(md_download.value.path()).read_text(encoding="utf-8")
         assert markdown.startswith("# Geography\n")
         assert "## User" in markdown and "What is the capital of France?" in markdown
         assert "## Assistant" in markdown and REPLY in markdown
         with page.expect_download() as json_download:
-            page.locator("#export_json").click()
+            chat_menu(page, "Geography", "export-json")
         exported = tmp_path / "geography.json"
         json_download.value.save_as(exported)
         page.locator("#import_json-upload-file").set_input_files(exported)
-        expect(notifications(page).filter(has_text="Imported “Geography”")).to_be_visible()
+        expect(list_notice(page)).to_contain_text("Imported “Geography”")
+        expect(notifications(page)).to_have_count(0)  # said in the list, not in a toast
         expect(chat_list(page)).to_have_text(["Geography", "Geography"])
         expect(bubbles(page, "sent")).to_have_text(["What is the capital of France?"])
         page.close()
@@ -320,7 +326,7 @@ def test_eight_tabs_are_served_in_arrival_order_and_a_queued_one_can_leave(
         for i, tab in enumerate(tabs):  # opened side by side too
             chat_list(tab).filter(has_text=re.compile(f"^Queue {i}$")).click()
         for i, tab in enumerate(tabs):
-            expect(tab.locator("#chat_title")).to_have_value(f"Queue {i}", timeout=30_000)
+            expect(open_chat_row(tab)).to_have_text(f"Queue {i}", timeout=30_000)
             expect(tab.locator("#model_line")).to_contain_text(SLOW)
             tab.evaluate(WATCH_LIVE_REPLY)
         worker.suspend()

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from support.browser import (
+    TOO_WIDE,
     RunningApp,
     bubbles,
     chat_input,
+    chat_list,
     running_app,
     send_message,
     wait_for_reply_end,
@@ -44,28 +46,6 @@ max_tokens = 256
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 COLUMN_PX = 48 * 16  # the conversation column's widest (48rem)
-
-# Every element's box, except what scrolls inside a code block or another scroll box and what
-# is hidden (a closed drawer): those wider than the viewport (or reaching past its right edge).
-_TOO_WIDE = """() => {
-    const limit = document.documentElement.clientWidth + 1;
-    const scrolled = (e) => {
-        for (let p = e.parentElement; p; p = p.parentElement) {
-            const s = getComputedStyle(p);
-            if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p !== document.body
-                && p !== document.documentElement) return true;
-        }
-        return false;
-    };
-    const out = [];
-    for (const e of document.body.querySelectorAll('*')) {
-        const r = e.getBoundingClientRect();
-        if (r.width === 0 || scrolled(e) || getComputedStyle(e).visibility === 'hidden') continue;
-        if (r.width > limit || r.right > limit)
-            out.push(`${e.tagName}#${e.id}.${e.className} ${r.left}..${r.right}`);
-    }
-    return out;
-}"""
 
 # The WCAG contrast ratio of an element's text on the first opaque-enough background under it.
 _CONTRAST = """(e) => {
@@ -132,7 +112,7 @@ def test_a_long_code_line_scrolls_inside_its_block_and_widens_nothing(
         _ask_for_the_long_line(page)
         name = "desktop" if viewport is DESKTOP else "phone"
         page.screenshot(path=shots / f"layout-code-{name}.png")
-        assert page.evaluate(_TOO_WIDE) == []
+        assert page.evaluate(TOO_WIDE) == []
         assert page.evaluate(
             "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
         )
@@ -278,7 +258,7 @@ def test_on_a_phone_the_chat_list_and_settings_are_drawers_reached_by_keyboard(
                 arg=drawer,
                 timeout=5_000,
             )
-            assert page.evaluate(_TOO_WIDE) == []
+            assert page.evaluate(TOO_WIDE) == []
             page.screenshot(path=shots / f"layout-phone-drawer-{drawer[1:]}.png")
             page.keyboard.press("Escape")
             expect(page.locator(drawer)).not_to_be_in_viewport()
@@ -290,7 +270,7 @@ def test_on_a_phone_the_chat_list_and_settings_are_drawers_reached_by_keyboard(
         expect(page.locator("#chats_drawer")).not_to_be_in_viewport()
         _ask_for_the_long_line(page)
         page.locator("#open_chats").click()
-        page.locator("#chat_list").get_by_role("button").first.click()
+        chat_list(page).first.click()
         expect(page.locator("#chats_drawer")).not_to_be_in_viewport()
         expect(bubbles(page, "received").last).to_be_in_viewport()
     finally:

@@ -28,7 +28,9 @@ from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 from support.browser import (
     RunningApp,
     go_to,
+    list_notice,
     notifications,
+    open_chat_row,
     open_page,
     running_app,
     send_message,
@@ -253,7 +255,7 @@ def test_hostile_page_variables_reach_nothing_outside_the_app(
     )
     # The pages' own variables and callbacks are all there (a broken scan would test nothing).
     names = {v.rsplit("_TPMDL_", 1)[0] for v, _ in variables}
-    assert {"import_path", "draft", "selected_chat", "selected_model", "chosen_file"} <= names
+    assert {"import_path", "draft", "list_version", "selected_model", "chosen_file"} <= names
     assert {"folder_path", "upload_paths", "doc_embedder", "docs_chosen", "whole_choice"} <= names
     assert {
         "import_chat",
@@ -480,13 +482,13 @@ def test_an_import_reads_its_own_upload_from_the_app_s_folder_and_removes_it(
     export.write_text(_export_json("Imported here"), encoding="utf-8")
     page = open_page(browser, app.url)
     page.locator("#import_json-upload-file").set_input_files(export)
-    expect(page.locator("#chat_title")).to_have_value("Imported here")
-    expect(notifications(page).first).to_contain_text("Imported")
+    expect(open_chat_row(page)).to_have_text("Imported here")
+    expect(list_notice(page)).to_contain_text("Imported “Imported here”")
     assert list((app.data_dir / "uploads").iterdir()) == []
     big = tmp_path / "big.json"
     big.write_bytes(b"[" + b" " * (3 * 1024 * 1024) + b"]")
     page.locator("#import_json-upload-file").set_input_files(big)
-    expect(notifications(page).last).to_contain_text("files can have at most 2 MB")
-    expect(notifications(page).filter(has_text="Uploaded")).to_have_count(0)
+    expect(list_notice(page)).to_contain_text("files can have at most 2 MB")
+    expect(notifications(page)).to_have_count(0)  # said in the list; never "Uploaded"
     assert list((app.data_dir / "uploads").iterdir()) == []
     page.close()

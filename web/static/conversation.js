@@ -448,5 +448,5 @@
     mount();
     openStream();
   });
-  window.LocalChatView = { stats, actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
+  window.LocalChatView = { stats, el, actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
 })();

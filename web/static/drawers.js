@@ -54,7 +54,7 @@
     const drawer = drawerOf(opener);
     if (drawer && !drawer.contains(event.target) && !event.target.closest?.('[role=presentation], .MuiPopover-root, .MuiDialog-root')) {
       close(false); // a tap beside the drawer (not in a menu it opened)
-    } else if (drawer && drawer.id === 'chats_drawer' && event.target.closest?.('#chat_list [role=button], .lc-hit')) {
+    } else if (drawer && drawer.id === 'chats_drawer' && event.target.closest?.('#chat_list .lc-chat-title, .lc-hit')) {
       setTimeout(() => close(false), 0); // a chat was chosen: show it
     }
   }, true);
