@@ -85,7 +85,7 @@ class Engines:
         in-process one, so page callbacks run without a worker or a browser)."""
         self.config = config
         self.prefs = prefs
-        self.local = local if local is not None else Engine.from_config(config)
+        self.local = local if local is not None else Engine.from_config(config, prefs)
         self._active_remote: RemoteEngine | None = None
         self._remotes: dict[tuple[str, str], RemoteEngine] = {}
         self._lock = threading.Lock()
