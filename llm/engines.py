@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from .backend_models import BackendModels
 from .config import LOCAL_BACKEND, Config, SamplingParams
 from .engine import Engine
 from .errors import LocalChatError
@@ -89,6 +90,8 @@ class Engines:
         self._active_remote: RemoteEngine | None = None
         self._remotes: dict[tuple[str, str], RemoteEngine] = {}
         self._lock = threading.Lock()
+        # What each server offers, for the chat page's picker (asked with a deadline, cached).
+        self.backend_models = BackendModels(config, self.remote)
 
     @property
     def active(self) -> ChatEngine:

@@ -78,7 +78,7 @@ def load_bounds(info: ModelFile) -> LoadBounds:
 
 def whole_number(value: Any, field: str) -> int:
     """`value` (as a page or a flag sent it) as an int: an int, a float without a fraction,
-    or digits; anything else raises ConfigError (`not_a_number`, naming `field`)."""
+    or digits; anything else raises ConfigError (`not_a_whole_number`, naming `field`)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -87,13 +87,16 @@ def whole_number(value: Any, field: str) -> int:
         return int(value)
     shown = repr(value)[:40]
     raise ConfigError(
-        f"{field}: {shown} is not a whole number", code="not_a_number", field=field, value=shown
+        f"{field}: {shown} is not a whole number",
+        code="not_a_whole_number",
+        field=field,
+        value=shown,
     )
 
 
 def check_load_settings(info: ModelFile, n_ctx: Any, n_threads: Any) -> LoadSettings:
     """`n_ctx` and `n_threads` for `info` if both are within `load_bounds`, else ConfigError
-    (codes `context_out_of_range`, `threads_out_of_range`, `not_a_number`) and nothing else."""
+    (codes `context_out_of_range`, `threads_out_of_range`, `not_a_whole_number`)."""
     bounds = load_bounds(info)
     ctx = whole_number(n_ctx, "n_ctx")
     threads = whole_number(n_threads, "n_threads")
