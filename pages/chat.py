@@ -380,14 +380,21 @@ def _panel_model(state: State) -> str:
 def _show_model_settings(state: State, engine: Any, note: str = "") -> None:
     model = _panel_model(state)
     panel = model_settings.panel_for(model, app().labels, note=note) if model else None
-    model_settings.show(state, panel or model_settings.Panel())
+    _show_panel(state, panel or model_settings.Panel())
+
+
+def _show_panel(state: State, panel: model_settings.Panel) -> None:
+    """Put `panel` on this page (only what changed: each assignment redraws)."""
+    for name, value in model_settings.fields(panel).items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
 
 
 def model_settings_changed(state: State, var_name: str = "", value: Any = None) -> None:
     """A settings field changed: the memory that context needs, or why the value is wrong."""
     typed = (state.ms_ctx, state.ms_threads)
     panel = model_settings.panel_for(_panel_model(state), app().labels, typed=typed)
-    model_settings.show(state, panel)
+    _show_panel(state, panel)
 
 
 def save_model_settings(state: State) -> None:

@@ -36,8 +36,8 @@ _EN = {
     "refresh_models": "Ask the servers for their models again",
     # the model settings panel (pages/model_settings.py)
     "ms_title": "Model settings: {model}",
-    "ms_ctx": "Context length (tokens)",
-    "ms_threads": "Threads (0 = automatic)",
+    "ms_ctx": "Context (tokens)",
+    "ms_threads": "Threads (0 = auto)",
     "ms_bounds": "Context {min} to {max} tokens{trained}. Threads 1 to {cpus} on this "
     "computer; automatic uses {auto}.",
     "ms_trained": " (the model was trained on {trained})",
@@ -348,7 +348,7 @@ _KO = {
     "이 컴퓨터의 모델은 그대로 쓸 수 있습니다.",
     "refresh_models": "서버에 모델 목록을 다시 묻기",
     "ms_title": "모델 설정: {model}",
-    "ms_ctx": "컨텍스트 길이 (토큰)",
+    "ms_ctx": "컨텍스트 (토큰)",
     "ms_threads": "스레드 (0 = 자동)",
     "ms_bounds": "컨텍스트 {min}~{max} 토큰{trained}. 이 컴퓨터의 스레드는 1~{cpus}개, "
     "자동이면 {auto}개를 씁니다.",

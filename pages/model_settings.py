@@ -3,8 +3,8 @@ page (for the model in use) and the models page (beside Load) show them. The lib
 the rules and the memory (llm/load_settings.py, the preferences file); this module words them
 and builds the panel.
 
-Each page binds its own `ms_*` variables (`PANEL_DEFAULTS`) and shows a `Panel` with
-`show`; the model it is for is never taken from a page variable unchecked: `panel_for` and
+Each page binds its own `ms_*` variables (`PANEL_DEFAULTS`) and assigns a `Panel`'s
+`fields`; the model it is for is never taken from a page variable unchecked: `panel_for` and
 `save` resolve the name in the models folder first, and every typed value is a stranger's
 (`check_load_settings`).
 """
@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import taipy.gui.builder as tgb
-from taipy.gui import State
 
 from llm.errors import LocalChatError
 from llm.gguf_file import ModelFile, human_size
@@ -170,11 +169,10 @@ def saved_note(name: str, settings: LoadSettings, t: Mapping[str, str]) -> str:
     return t["ms_saved"].format(model=name, n_ctx=f"{settings.n_ctx:,}", threads=threads)
 
 
-def show(state: State, panel: Panel) -> None:
-    """Put `panel` on the page of `state` (only what changed: each assignment redraws)."""
-    for name, value in asdict(panel).items():
-        if getattr(state, name) != value:
-            setattr(state, name, value)
+def fields(panel: Panel) -> dict[str, Any]:
+    """The page variables `panel` sets. The page assigns them itself: a state reads and writes
+    the variables of the module its caller is in, so this module cannot."""
+    return asdict(panel)
 
 
 def build_panel(

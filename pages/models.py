@@ -122,14 +122,21 @@ def refresh_page(state: State) -> None:
 def _show_model_settings(state: State, note: str = "") -> None:
     """The panel for the selected model (a page variable: checked by `panel_for`)."""
     panel = model_settings.panel_for(state.selected_model, app().labels, note=note)
-    model_settings.show(state, panel)
+    _show_panel(state, panel)
+
+
+def _show_panel(state: State, panel: model_settings.Panel) -> None:
+    """Put `panel` on this page (only what changed: each assignment redraws)."""
+    for name, value in model_settings.fields(panel).items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
 
 
 def model_settings_changed(state: State, var_name: str = "", value: Any = None) -> None:
     """A settings field changed: the memory that context needs, or why the value is wrong."""
     typed = (state.ms_ctx, state.ms_threads)
     panel = model_settings.panel_for(state.selected_model, app().labels, typed=typed)
-    model_settings.show(state, panel)
+    _show_panel(state, panel)
 
 
 def _save_typed(state: State) -> str:
