@@ -155,7 +155,7 @@ _EN = {
     "loading": "Loading {model}…",
     "loaded": "Loaded {model}",
     "load_failed": "Could not load: {error}",
-    "current_model": "Loaded model: **{model}** ({n_ctx} tokens of context)",
+    "current_model": "Loaded model: **{model}** ({n_ctx} tokens of context, {threads} threads)",
     "current_none": "No model loaded yet.",
     "model_line_remote": "Model: **{model}** on **{backend}** · the server's chat template",
     "chat_backend_missing": "This chat was written with **{model}** on **{backend}**, a server "
@@ -463,7 +463,7 @@ _KO = {
     "loading": "{model} 불러오는 중…",
     "loaded": "{model}을(를) 불러왔습니다",
     "load_failed": "불러오지 못했습니다: {error}",
-    "current_model": "사용 중인 모델: **{model}** (컨텍스트 {n_ctx} 토큰)",
+    "current_model": "사용 중인 모델: **{model}** (컨텍스트 {n_ctx} 토큰, 스레드 {threads}개)",
     "current_none": "아직 불러온 모델이 없습니다.",
     "model_line_remote": "모델: **{backend}**의 **{model}** · 서버의 채팅 템플릿",
     "chat_backend_missing": "이 대화는 **{backend}**의 **{model}** 모델로 작성되었지만 그 서버가 "

@@ -102,7 +102,7 @@ def refresh_page(state: State) -> None:
         )
     if loaded:
         state.loaded_line = t["current_model"].format(
-            model=loaded.info.file_name, n_ctx=loaded.n_ctx
+            model=loaded.info.file_name, n_ctx=loaded.n_ctx, threads=loaded.n_threads or "?"
         )
     else:
         state.loaded_line = t["current_none"]
