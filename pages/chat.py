@@ -315,7 +315,7 @@ def _show_model_choices(state: State, engine: Any) -> None:
         state.model_choice = chosen
     if ctx.engines.backend_models.stale():
         _list_backends(state)
-    _show_model_settings(state, engine)
+    _show_model_settings(state)
 
 
 def _list_backends(state: State, *, force: bool = False) -> None:
@@ -377,7 +377,7 @@ def _panel_model(state: State) -> str:
     return engine.model_name if engine.backend_name == LOCAL_BACKEND and engine.loaded else ""
 
 
-def _show_model_settings(state: State, engine: Any, note: str = "") -> None:
+def _show_model_settings(state: State, note: str = "") -> None:
     model = _panel_model(state)
     panel = model_settings.panel_for(model, app().labels, note=note) if model else None
     _show_panel(state, panel or model_settings.Panel())
@@ -407,7 +407,7 @@ def save_model_settings(state: State) -> None:
     except LocalChatError as exc:
         state.ms_error = error_text(exc, t)
         return
-    _show_model_settings(state, _tab_engine(state), model_settings.saved_note(model, settings, t))
+    _show_model_settings(state, model_settings.saved_note(model, settings, t))
 
 
 def reset_model_settings(state: State) -> None:
@@ -419,7 +419,7 @@ def reset_model_settings(state: State) -> None:
     except LocalChatError as exc:
         state.ms_error = error_text(exc, t)
         return
-    _show_model_settings(state, _tab_engine(state), t["ms_reset_done"].format(model=model))
+    _show_model_settings(state, t["ms_reset_done"].format(model=model))
 
 
 def reload_model(state: State) -> None:

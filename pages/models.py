@@ -140,9 +140,12 @@ def model_settings_changed(state: State, var_name: str = "", value: Any = None) 
 
 
 def _save_typed(state: State) -> str:
-    """Save the fields' values for the selected model if they changed; "" or why not."""
+    """Save the fields' values for the selected model if they changed; "" or why not.
+    Without a panel for it (a file that cannot be read), nothing: Load then says why."""
     t = app().labels
     model = state.selected_model
+    if not model or state.ms_model != model:
+        return ""
     try:
         saved = model_settings.saved_settings(model_settings.model_info(model))
         typed = model_settings.check(model, state.ms_ctx, state.ms_threads)
@@ -381,8 +384,9 @@ def load_model(state: State) -> None:
     if state.loading or not name:
         return
     error = _save_typed(state)
-    if error:
+    if error:  # said under the fields and under Load (the panel may be folded)
         state.ms_error = error
+        state.load_error = app().labels["load_failed"].format(error=error)
         return
     ignore = bool(state.ignore_memory)
     if model_actions.load_model(state, name, _load_done, ignore_memory_check=ignore):
