@@ -52,11 +52,11 @@ _EN = {
     "ms_reset": "Defaults",
     "ms_reload": "Reload to apply",
     "ms_auto": "automatic",
-    "ms_saved": "Saved: {model} loads with {n_ctx} tokens and {threads} threads from its next "
-    "load.",
+    "ms_saved": "Saved: {model} loads with a context of {n_ctx} tokens, threads: {threads}, "
+    "from its next load.",
     "ms_reset_done": "{model} loads with config.toml's defaults from its next load.",
-    "ms_reload_note": "{model} is loaded with {n_ctx} tokens and {threads} threads: reload it "
-    "to apply its settings.",
+    "ms_reload_note": "{model} is loaded with a context of {n_ctx} tokens, threads: {threads}. "
+    "Reload it to apply its settings.",
     "open_settings": "Settings",
     "system_prompt": "System prompt",
     "settings": "Generation settings",
@@ -155,7 +155,7 @@ _EN = {
     "loading": "Loading {model}…",
     "loaded": "Loaded {model}",
     "load_failed": "Could not load: {error}",
-    "current_model": "Loaded model: **{model}** ({n_ctx} tokens of context, {threads} threads)",
+    "current_model": "Loaded model: **{model}** (context {n_ctx} tokens, threads: {threads})",
     "current_none": "No model loaded yet.",
     "model_line_remote": "Model: **{model}** on **{backend}** · the server's chat template",
     "chat_backend_missing": "This chat was written with **{model}** on **{backend}**, a server "

@@ -216,5 +216,5 @@ def build_panel(
         with tgb.part(class_name="lc-ms-buttons"):
             tgb.button(t["ms_save"], id="ms_save", on_action=on_save, active=active)
             tgb.button(t["ms_reset"], id="ms_reset", on_action=on_reset, active=active)
-            with tgb.part(render="{ms_reload}"):
+            with tgb.part(render="{ms_reload}", class_name="lc-ms-reload"):
                 tgb.button(t["ms_reload"], id="ms_reload", on_action=on_reload, active=active)

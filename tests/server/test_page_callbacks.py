@@ -646,7 +646,7 @@ def test_model_settings_refuse_a_strangers_values_and_keep_good_ones(
     update("ms_threads", 1)
     heard.wait_for("At 1,024 tokens: about")  # the memory that context needs, said at once
     tab.action("ms_save", "save_model_settings", module=module)
-    heard.wait_for("loads with 1,024 tokens and 1 threads")
+    heard.wait_for("loads with a context of 1,024 tokens, threads: 1")
     assert context.prefs.load_settings(model) == {"n_ctx": 1024, "n_threads": 1}
     tab.action("ms_reset", "reset_model_settings", module=module)
     _until(lambda: context.prefs.load_settings(model) == {}, "the defaults again")

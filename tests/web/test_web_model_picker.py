@@ -155,16 +155,18 @@ def test_context_and_threads_are_set_in_the_chat_page_and_applied_by_reload(
         _pick(page, "alpha.gguf")
         page.locator("#model_settings").click()  # the disclosure opens
         expect(page.locator("#ms_bounds")).to_contain_text("Context 256 to 4,096 tokens")
-        ctx_field = page.locator("#ms_ctx input")
+        ctx_field = page.locator("#ms_ctx")
         ctx_field.fill("99999")
         expect(page.locator("#ms_error")).to_contain_text(
             "The context length must be between 256 and 4096 tokens for this model"
         )
         ctx_field.fill("512")
-        page.locator("#ms_threads input").fill("1")
+        page.locator("#ms_threads").fill("1")
         expect(page.locator("#ms_memory")).to_contain_text("At 512 tokens: about")
         page.locator("#ms_save").click()
-        expect(page.locator("#ms_note")).to_contain_text("alpha.gguf loads with 512 tokens")
+        expect(page.locator("#ms_note")).to_contain_text(
+            "alpha.gguf loads with a context of 512 tokens, threads: 1"
+        )
         page.screenshot(path=shots / "model-settings-1280.png")
         page.locator("#ms_reload").click()
         expect(page.locator("#model_loading")).to_have_count(0, timeout=60_000)
@@ -172,16 +174,16 @@ def test_context_and_threads_are_set_in_the_chat_page_and_applied_by_reload(
         go_to(page, "Models")
         # llama.cpp's own figures, from the worker process
         expect(page.locator("#loaded_line")).to_contain_text(
-            "alpha.gguf (512 tokens of context, 1 threads)", timeout=30_000
+            "alpha.gguf (context 512 tokens, threads: 1)", timeout=30_000
         )
         page.locator("#model_settings").click()  # the same panel, beside Load
-        expect(page.locator("#ms_ctx input")).to_have_value("512")
+        expect(page.locator("#ms_ctx")).to_have_value("512")
         page.locator("#ms_reset").click()
         expect(page.locator("#ms_note")).to_contain_text("config.toml's defaults")
-        expect(page.locator("#ms_ctx input")).to_have_value("1024")
+        expect(page.locator("#ms_ctx")).to_have_value("1024")
         page.locator("#load_model").click()  # Load applies the defaults again
         expect(page.locator("#loaded_line")).to_contain_text(
-            "alpha.gguf (1024 tokens of context, 1 threads)", timeout=60_000
+            "alpha.gguf (context 1024 tokens, threads: 1)", timeout=60_000
         )
     finally:
         page.context.close()
