@@ -176,6 +176,7 @@ def test_context_and_threads_are_set_in_the_chat_page_and_applied_by_reload(
         expect(page.locator("#loaded_line")).to_contain_text(
             "alpha.gguf (context 512 tokens, threads: 1)", timeout=30_000
         )
+        choose_option(page, "model_select", "alpha.gguf")  # the tab may show another
         page.locator("#model_settings").click()  # the same panel, beside Load
         expect(page.locator("#ms_ctx")).to_have_value("512")
         page.locator("#ms_reset").click()
