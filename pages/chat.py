@@ -168,6 +168,8 @@ def init_state(state: State) -> None:
     _show_chat_facts(state, None)
     refresh_model(state)
     _show_documents(state, None)
+    if ctx.engines.backend_models.stale():  # the servers' lists: asked once per tab at most
+        _list_backends(state)
 
 
 def _view(state: State) -> ChatView:
@@ -298,9 +300,9 @@ def _show_model(state: State) -> None:
 
 
 def _show_model_choices(state: State, engine: Any) -> None:
-    """The picker: the folder's models and the servers' (as last heard; a list older than
-    a few minutes is asked for again in the background), the one in use chosen. Assigned
-    only when changed: each assignment redraws the selector."""
+    """The picker: the folder's models and the servers' (as last heard: asked when a tab
+    opens and the lists are older than a few minutes, or with the Refresh button), the one
+    in use chosen. Assigned only when changed: each assignment redraws the selector."""
     ctx = app()
     listings = ctx.engines.backend_models.listings()
     entries = model_picker.choices(ctx.config.models_dir, listings, ctx.labels)
@@ -313,8 +315,6 @@ def _show_model_choices(state: State, engine: Any) -> None:
     chosen = model_picker.value_of(engine.backend_name, model)
     if state.model_choice != chosen and not state.model_loading:
         state.model_choice = chosen
-    if ctx.engines.backend_models.stale():
-        _list_backends(state)
     _show_model_settings(state)
 
 
