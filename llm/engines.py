@@ -9,7 +9,9 @@ llm/engine.py) and `RemoteEngine` (a server speaking the OpenAI API, llm/remote.
 made on first use without contacting the server, and which engine answers new chats (the local
 one unless a server's model was chosen). A stored chat continues where it was written: on its
 own backend and model when that backend is still configured, else where new chats go. The web
-pages, the command line and the API all ask it.
+pages, the command line and the API all ask it. `backend_models` holds what each server offers
+(llm/backend_models.py), for the chat page's model picker. The local engine loads each model
+with the context and threads chosen for it in `prefs` (llm/load_settings.py).
 """
 
 from __future__ import annotations
