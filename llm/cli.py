@@ -1,4 +1,5 @@
-"""`python -m llm`: list models, show the exact prompt, chat from the terminal, manage chats.
+"""`python -m llm`: list models (and set how each loads: `models settings`), show the exact
+prompt, chat from the terminal, manage chats.
 
 Every `ask` is stored as a chat in the data folder's database (`chats`, `chats show`,
 `chats search`, `export`, `import`, `ask --chat`). `--config`, `--models-dir` and
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import chats_cli, documents_cli, remote_cli
+from . import chats_cli, documents_cli, model_settings_cli, remote_cli
 from .config import FORMAT_CHOICES, Config, load_config
 from .errors import ChatImportError, ConfigError, LocalChatError, ModelFileError
 from .gguf_file import human_size
@@ -68,8 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_global_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    models = commands.add_parser("models", help="list the models in the models folder")
+    models = commands.add_parser(
+        "models", help="list the models in the models folder; `models settings NAME`"
+    )
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    model_settings_cli.add_parser(models)
 
     render = commands.add_parser("render", help="print the exact prompt for a conversation")
     render.add_argument("--model", required=True, help="file name in the models folder, or path")
@@ -139,6 +143,8 @@ def _write_text(text: str, output: str | None) -> None:
 
 
 def cmd_models(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "models_verb", None) == "settings":
+        return model_settings_cli.cmd_settings(args, config)
     entries = scan_models(config.models_dir)
     if args.json:
         rows = [
@@ -193,6 +199,7 @@ def cmd_render(args: argparse.Namespace, config: Config) -> int:
 def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     from .chat_log import ChatLog
     from .engines import Engines
+    from .preferences import Preferences
     from .session import open_chat
 
     overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
@@ -201,7 +208,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
         if args.system is not None or args.format is not None:
             raise ConfigError("--system and --format cannot change a stored chat (--chat)")
         chat_id = _chat_id(args.chat)
-        engines = Engines(config)
+        engines = Engines(config, Preferences.in_folder(config.data_dir))  # load settings
         with _store(config) as store:
             chat = store.get_chat(chat_id)
             model = args.model or chat.model

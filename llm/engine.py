@@ -16,15 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .child_process import start_child
 from .config import LOCAL_BACKEND, Config, SamplingParams
 from .errors import EngineError, ModelFileError, NoModelError, PromptError
 from .fit import check_fits_in_ram
 from .gguf_file import ModelFile
+from .load_settings import LoadSettings, held_by, settings_for
 from .model_files import auto_format, choose_format, read_model_file
 from .prompts import ChatFormat, Message
+
+if TYPE_CHECKING:
+    from .preferences import Preferences
 
 _SIGNAL_HINTS = {
     signal.SIGABRT: "llama.cpp aborted",
@@ -103,10 +107,21 @@ class RequestQueue:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """The model the worker holds."""
+    """The model the worker holds: `n_ctx` and `n_threads` as llama.cpp reports them,
+    `settings` what it was loaded with (None: not known)."""
 
     info: ModelFile
     n_ctx: int
+    n_threads: int = 0
+    settings: LoadSettings | None = None
+
+
+def _available_plus(freed: int) -> int | None:
+    if not freed:
+        return None  # check_fits_in_ram reads the machine's available RAM itself
+    from .fit import available_ram_bytes
+
+    return available_ram_bytes() + freed
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -126,10 +141,20 @@ class Engine:
     can_continue = True  # a reply is continued from llama.cpp's cache (`open_reply`)
     continue_refusal = ""
 
-    def __init__(self, *, n_ctx: int = 4096, n_threads: int = 0, n_batch: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int = 0,
+        n_batch: int = 512,
+        prefs: Preferences | None = None,
+    ) -> None:
+        """`n_ctx` and `n_threads` are the defaults; `prefs` holds what was chosen per model
+        (`llm.load_settings.settings_for`)."""
         self.n_ctx_wanted = n_ctx
         self.n_threads = n_threads
         self.n_batch = n_batch
+        self.prefs = prefs
         self._queue = RequestQueue()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -137,9 +162,12 @@ class Engine:
         self.loaded: LoadedModel | None = None  # last model that loaded fine
 
     @classmethod
-    def from_config(cls, config: Config) -> Engine:
-        """An engine with the context and thread settings of `config`."""
-        return cls(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch)
+    def from_config(cls, config: Config, prefs: Preferences | None = None) -> Engine:
+        """An engine with the context and thread settings of `config` as defaults, and those
+        chosen per model in `prefs`."""
+        return cls(
+            n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch, prefs=prefs
+        )
 
     # worker lifecycle ---------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -183,14 +211,13 @@ class Engine:
         except (EOFError, OSError):
             raise self._worker_died() from None
 
-    def _load_in_worker(self, info: ModelFile) -> LoadedModel:
-        n_ctx = self.context_for(info)
+    def _load_in_worker(self, info: ModelFile, settings: LoadSettings) -> LoadedModel:
         self._request(
             {
                 "op": "load",
                 "path": info.path,
-                "n_ctx": n_ctx,
-                "n_threads": self.n_threads,
+                "n_ctx": settings.n_ctx,
+                "n_threads": settings.n_threads,
                 "n_batch": self.n_batch,
                 "untrusted_template": auto_format(info).untrusted,
             }
@@ -200,7 +227,7 @@ class Engine:
         if reply["type"] == "error":
             self._worker_model = None
             raise ModelFileError(f"{info.file_name}: {reply['message']}")
-        self._worker_model = LoadedModel(info, reply["n_ctx"])
+        self._worker_model = LoadedModel(info, reply["n_ctx"], reply["n_threads"], settings)
         return self._worker_model
 
     def _ensure_model(self) -> LoadedModel:
@@ -208,7 +235,9 @@ class Engine:
             return self._worker_model
         if self.loaded is None:
             raise NoModelError("no model is loaded")
-        return self._load_in_worker(self.loaded.info)
+        # A restarted worker takes the model back as it was loaded (a change waits for a load).
+        loaded = self.loaded
+        return self._load_in_worker(loaded.info, loaded.settings or self.settings_for(loaded.info))
 
     # public API ---------------------------------------------------------------------
     @property
@@ -225,23 +254,37 @@ class Engine:
         if self.loaded is None:
             raise NoModelError("no model is loaded")
 
+    def settings_for(self, info: ModelFile) -> LoadSettings:
+        """The context and threads `info` loads with: the ones chosen for it, else this
+        engine's defaults (config.toml's), the context capped by the model's."""
+        return settings_for(info, LoadSettings(self.n_ctx_wanted, self.n_threads), self.prefs)
+
     def context_for(self, info: ModelFile) -> int:
-        """The context length this engine would give `info`: config's, capped by the model's."""
-        return min(self.n_ctx_wanted, info.context_length or self.n_ctx_wanted)
+        """The context length this engine would give `info` (`settings_for`)."""
+        return self.settings_for(info).n_ctx
 
     def load(self, path: str | Path, *, ignore_memory_check: bool = False) -> LoadedModel:
-        """Load a GGUF file (checked first); a failure keeps the previous model usable.
+        """Load a GGUF file (checked first) with its load settings (`settings_for`); a failure
+        keeps the previous model usable. The model loaded now is reused when its settings
+        did not change, else loaded again: at its turn in the queue, after any reply.
 
         Refuses a model that does not fit in available RAM (`llm.fit`: weights, KV cache,
         runtime) unless `ignore_memory_check` (InsufficientMemoryError gives both numbers)."""
         info = read_model_file(path)  # precise errors before llama.cpp sees the file
-        if not ignore_memory_check and not (self.loaded and self.loaded.info == info):
-            check_fits_in_ram(info, self.context_for(info))
+        settings = self.settings_for(info)
+        loaded = self.loaded
+        same = loaded is not None and loaded.info == info
+        if not ignore_memory_check and not (same and loaded.settings == settings):
+            # The worker unloads the model it holds first: the same file's cache comes back.
+            freed = held_by(loaded.info, loaded.n_ctx) if same and loaded else 0
+            check_fits_in_ram(info, settings.n_ctx, _available_plus(freed))
         with self._queue.turn():
-            if self.loaded and self.loaded.info == info and self._worker_model:
-                return self.loaded  # loaded once, reused
+            current = self.loaded
+            unchanged = current and current.info == info and current.settings == settings
+            if unchanged and self._worker_model:
+                return current  # loaded once, reused
             try:
-                self.loaded = self._load_in_worker(info)
+                self.loaded = self._load_in_worker(info, settings)
             except EngineError as exc:
                 raise ModelFileError(f"{info.file_name}: {exc}") from None
             return self.loaded

@@ -9,7 +9,9 @@ llm/engine.py) and `RemoteEngine` (a server speaking the OpenAI API, llm/remote.
 made on first use without contacting the server, and which engine answers new chats (the local
 one unless a server's model was chosen). A stored chat continues where it was written: on its
 own backend and model when that backend is still configured, else where new chats go. The web
-pages, the command line and the API all ask it.
+pages, the command line and the API all ask it. `backend_models` holds what each server offers
+(llm/backend_models.py), for the chat page's model picker. The local engine loads each model
+with the context and threads chosen for it in `prefs` (llm/load_settings.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from .backend_models import BackendModels
 from .config import LOCAL_BACKEND, Config, SamplingParams
 from .engine import Engine
 from .errors import LocalChatError
@@ -85,10 +88,12 @@ class Engines:
         in-process one, so page callbacks run without a worker or a browser)."""
         self.config = config
         self.prefs = prefs
-        self.local = local if local is not None else Engine.from_config(config)
+        self.local = local if local is not None else Engine.from_config(config, prefs)
         self._active_remote: RemoteEngine | None = None
         self._remotes: dict[tuple[str, str], RemoteEngine] = {}
         self._lock = threading.Lock()
+        # What each server offers, for the chat page's picker (asked with a deadline, cached).
+        self.backend_models = BackendModels(config, self.remote)
 
     @property
     def active(self) -> ChatEngine:

@@ -30,14 +30,8 @@ from langchain_core.outputs import GenerationChunk
 from pydantic import PrivateAttr
 
 from .config import SamplingParams
+from .load_settings import physical_cores
 from .prompts import Segment
-
-
-def physical_cores() -> int:
-    """Physical CPU cores (llama.cpp gains nothing from hyper-threads)."""
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def make_llamacpp(
@@ -52,6 +46,8 @@ def make_llamacpp(
 ) -> LocalLlamaCpp:
     """A LangChain LLM for a GGUF file with every LlamaCpp default that hurts set explicitly.
 
+    `n_threads` 0: the physical cores for generation, and llama-cpp-python's own choice (every
+    CPU) for prompt processing; a number chosen by the user is used for both.
     `sampling` fills the sampling fields LlamaCpp has (`min_p` goes per call, see
     `LocalLlamaCpp`); `settings` override any LlamaCpp field."""
     fixed = {
@@ -67,6 +63,8 @@ def make_llamacpp(
         "streaming": True,
         "stop": list(stop),
     }
+    if n_threads:  # LlamaCpp has no field for it: llama.cpp's own keyword
+        fixed["model_kwargs"] = {"n_threads_batch": n_threads}
     values = dataclasses.asdict(sampling or SamplingParams())
     own_sampling = {k: v for k, v in values.items() if k in LlamaCpp.model_fields}
     return LocalLlamaCpp(**{**fixed, **own_sampling, **settings})
@@ -102,6 +100,11 @@ def _vocab(llama: llama_cpp.Llama) -> _Vocab:
         cached = _Vocab(llama)
         llama._localchat_vocab = cached
     return cached
+
+
+def context_threads(llama: llama_cpp.Llama) -> tuple[int, int]:
+    """The threads llama.cpp's context really uses: (generation, prompt processing)."""
+    return llama_cpp.llama_n_threads(llama.ctx), llama_cpp.llama_n_threads_batch(llama.ctx)
 
 
 def tokenize_segments(llama: llama_cpp.Llama, segments: Sequence[Segment]) -> list[int]:

@@ -1,5 +1,5 @@
-"""Preferences the user sets in the app and expects remembered: the chat format chosen per
-model, and the system prompt new chats start with.
+"""Preferences the user sets in the app and expects remembered: the chat format and the load
+settings (context length, threads) chosen per model, and the system prompt new chats start with.
 
 Stored as a small JSON file in the data folder (`Config.data_dir`), written atomically so a
 crash never leaves half a file. Thread-safe: the web app's clients share one instance.
@@ -16,6 +16,11 @@ from typing import Any
 
 from .config import FORMAT_CHOICES
 from .errors import ConfigError
+from .load_settings import AUTO_THREADS, MAX_CONTEXT, MIN_CONTEXT, LoadSettings
+
+# The widest values a stored load setting may have: each model's own bounds are checked where
+# the value is chosen (llm.load_settings.check_load_settings); these guard a hand-edited file.
+_LOAD_LIMITS = {"n_ctx": (MIN_CONTEXT, MAX_CONTEXT), "n_threads": (AUTO_THREADS, 1024)}
 
 FILE_NAME = "preferences.json"
 MAX_PROMPT_CHARS = 1_000_000  # as llm.session.MAX_MESSAGE_CHARS (a system prompt is a message)
@@ -29,8 +34,9 @@ class Preferences:
         self._lock = threading.Lock()
         self._chat_formats: dict[str, str] = {}
         self._system_prompt: str | None = None  # None: none chosen (config.toml's applies)
+        self._load: dict[str, dict[str, int]] = {}  # model file -> {"n_ctx", "n_threads"}
         if self.path.exists():
-            self._chat_formats, self._system_prompt = _read(self.path)
+            self._chat_formats, self._system_prompt, self._load = _read(self.path)
 
     @classmethod
     def in_folder(cls, data_dir: str | Path) -> Preferences:
@@ -46,15 +52,14 @@ class Preferences:
         """Remember `name` for `model_file`; "auto" forgets the choice."""
         if name not in FORMAT_CHOICES:
             raise ConfigError(f"chat format {name!r} must be one of {', '.join(FORMAT_CHOICES)}")
-        if not model_file or "/" in model_file or os.sep in model_file:
-            raise ConfigError(f"{model_file!r} is not a model file name")
+        _check_file_name(model_file)
         with self._lock:
             formats = dict(self._chat_formats)
             if name == "auto":
                 formats.pop(model_file, None)
             else:
                 formats[model_file] = name
-            self._save(formats, self._system_prompt)
+            self._save(formats, self._system_prompt, self._load)
             self._chat_formats = formats  # only once saved: a failed write changes nothing
 
     def system_prompt(self) -> str | None:
@@ -76,17 +81,63 @@ class Preferences:
                 max=MAX_PROMPT_CHARS,
             )
         with self._lock:
-            self._save(self._chat_formats, prompt)
+            self._save(self._chat_formats, prompt, self._load)
             self._system_prompt = prompt
 
-    def _save(self, formats: dict[str, str], prompt: str | None) -> None:
+    def load_settings(self, model_file: str) -> dict[str, int]:
+        """The load settings chosen for `model_file`: {"n_ctx", "n_threads"}, either missing
+        when not chosen (`llm.load_settings.settings_for` fills in config.toml's)."""
+        with self._lock:
+            return dict(self._load.get(model_file, {}))
+
+    def set_load_settings(self, model_file: str, settings: LoadSettings | None) -> None:
+        """Remember `settings` for `model_file` (checked against the model first, with
+        `check_load_settings`); None forgets them (config.toml's apply again)."""
+        _check_file_name(model_file)
+        chosen = None
+        if settings is not None:
+            chosen = {"n_ctx": settings.n_ctx, "n_threads": settings.n_threads}
+            if not _valid_load(chosen):
+                raise ConfigError(f"load settings {chosen} are out of range")
+        with self._lock:
+            load = dict(self._load)
+            if chosen is None:
+                load.pop(model_file, None)
+            else:
+                load[model_file] = chosen
+            self._save(self._chat_formats, self._system_prompt, load)
+            self._load = load
+
+    def _save(
+        self, formats: dict[str, str], prompt: str | None, load: dict[str, dict[str, int]]
+    ) -> None:
         data: dict[str, Any] = {"chat_formats": formats}
         if prompt is not None:
             data["system_prompt"] = prompt
+        if load:
+            data["load_settings"] = load
         _write(self.path, data)
 
 
-def _read(path: Path) -> tuple[dict[str, str], str | None]:
+def _check_file_name(model_file: str) -> None:
+    if not isinstance(model_file, str) or not model_file or "/" in model_file:
+        raise ConfigError(f"{model_file!r} is not a model file name")
+    if os.sep in model_file:
+        raise ConfigError(f"{model_file!r} is not a model file name")
+
+
+def _valid_load(values: Any) -> bool:
+    return (
+        isinstance(values, dict)
+        and set(values) <= set(_LOAD_LIMITS)
+        and all(
+            type(v) is int and _LOAD_LIMITS[k][0] <= v <= _LOAD_LIMITS[k][1]
+            for k, v in values.items()
+        )
+    )
+
+
+def _read(path: Path) -> tuple[dict[str, str], str | None, dict[str, dict[str, int]]]:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -99,7 +150,15 @@ def _read(path: Path) -> tuple[dict[str, str], str | None]:
     prompt = data.get("system_prompt")
     if prompt is not None and not isinstance(prompt, str):
         raise ConfigError(f"{path}: system_prompt must be text")
-    return dict(formats), prompt
+    load = data.get("load_settings", {})
+    if not isinstance(load, dict) or not all(
+        isinstance(k, str) and _valid_load(v) for k, v in load.items()
+    ):
+        raise ConfigError(
+            f"{path}: load_settings must map model file names to n_ctx ({MIN_CONTEXT} to "
+            f"{MAX_CONTEXT}) and n_threads (0 to 1024)"
+        )
+    return dict(formats), prompt, {k: dict(v) for k, v in load.items()}
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -431,9 +431,12 @@ class RemoteEngine:
             ) from None
 
     # models --------------------------------------------------------------------------
-    def list_models(self) -> list[RemoteModelInfo]:
-        """The models the server offers (its /v1/models)."""
-        data = self._json(self._call("GET", f"{self.backend.base_url}/models"), "/models")
+    def list_models(self, *, timeout: float | None = None) -> list[RemoteModelInfo]:
+        """The models the server offers (its /v1/models); `timeout` (seconds) bounds each
+        step of the request instead of the engine's own timeouts."""
+        options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        url = f"{self.backend.base_url}/models"
+        data = self._json(self._call("GET", url, **options), "/models")
         rows = data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise BackendError(f"{self.where} answered /models without a 'data' list")

@@ -247,7 +247,7 @@ class ChatSession:
         self._first_turn = 0
 
 
-_engines: dict[tuple[int, int, int], Engine] = {}
+_engines: dict[tuple[int, int, int, str], Engine] = {}
 
 
 def open_chat(
@@ -262,12 +262,15 @@ def open_chat(
 
     Without `model`: the model loaded by an earlier call, else `[models] default`, else the
     folder's only model. The engine is shared per process, so calling this again with the
-    same model reuses it.
+    same model reuses it. The model loads with the context and threads chosen for it (the
+    data folder's preferences), else config's.
     """
+    from .preferences import Preferences
+
     config = config or load_config()
-    key = (config.n_ctx, config.n_threads, config.n_batch)
+    key = (config.n_ctx, config.n_threads, config.n_batch, str(config.data_dir))
     if key not in _engines:
-        _engines[key] = Engine.from_config(config)
+        _engines[key] = Engine.from_config(config, Preferences.in_folder(config.data_dir))
     engine = _engines[key]
     if model is None and engine.loaded is not None:
         path: str | Path = engine.loaded.info.path

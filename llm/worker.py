@@ -4,7 +4,8 @@ socket as its argument).
 
 Protocol (dicts over a multiprocessing Connection): requests have an "op"; replies a "type".
   load      {path, n_ctx, n_threads, n_batch, untrusted_template}
-                                                -> loaded {n_ctx} | error {message}
+                        -> loaded {n_ctx, n_threads, n_threads_batch} (llama.cpp's own
+                           figures) | error {message}
   tokenize  {messages, format, open_reply}      -> tokens {ids, text, warnings} | error
   generate  {messages, format, params, keep_from, open_reply}
             -> start {...} then text {text}* then done {finish_reason, figures} | error;
@@ -39,7 +40,7 @@ class _Worker:
         self.pending: list[dict[str, Any]] = []
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
-        from .llama_driver import make_llamacpp
+        from .llama_driver import context_threads, make_llamacpp
 
         self.unload()  # free the old model first: two may not fit in memory
         try:
@@ -54,7 +55,13 @@ class _Worker:
             return {"type": "error", "message": f"llama.cpp could not load the model: {message}"}
         if request.get("untrusted_template"):
             template_sandbox.warm()  # its helper starts now, not on the first message
-        return {"type": "loaded", "n_ctx": self.llm.client.n_ctx()}
+        n_threads, n_threads_batch = context_threads(self.llm.client)
+        return {
+            "type": "loaded",
+            "n_ctx": self.llm.client.n_ctx(),
+            "n_threads": n_threads,
+            "n_threads_batch": n_threads_batch,
+        }
 
     def unload(self) -> None:
         """Free the loaded model's memory now, not whenever Python collects the object."""

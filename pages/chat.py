@@ -56,7 +56,7 @@ from llm.config import LOCAL_BACKEND, SAMPLING_FIELDS, SamplingParams, sampling_
 from llm.documents import ask_with_documents, ask_with_whole_document, whole_document_budget
 from llm.documents.sources_text import SourceWords, source_label
 from llm.errors import LocalChatError
-from llm.model_files import model_paths, resolve_model
+from llm.model_files import resolve_model
 from llm.prompts import template_system_prompt
 from llm.session import ChatSession, checked_system_prompt
 from llm.storage import StoredChat
@@ -66,7 +66,7 @@ from web.live import LiveText, open_live
 from web.per_tab import PerTab
 from web.uploads import UploadError, take_upload
 
-from . import chat_list, conversation, model_actions, refresh
+from . import chat_list, conversation, model_actions, model_picker, model_settings, refresh
 from .wording import error_text
 
 READY_WAIT_S = 30.0  # bound on a reply's wait for `send` to finish its page changes
@@ -101,10 +101,14 @@ chat_backend = ""  # where that model runs ("local" or a [[backends]] name)
 offer_line = ""  # "this chat was written with ..." when that model is not the loaded one
 offer_label = ""  # the button that loads it ("" when it is not in the models folder)
 model_loading = False
-# The chat bar's model picker: the models folder's files; choosing one loads it.
-model_choice = ""  # the loaded local model's file name ("" when none or a server answers)
-model_choices: list[str] = []
+# The chat bar's model picker (pages/model_picker.py): the models folder's files, then each
+# server's models; choosing one loads it (or switches to the server) for this tab's chat.
+model_choice = ""  # the value of the model this tab's replies come from ("" when none)
+model_choices: list[tuple[str, str]] = []  # (value, label), group headers included
+backends_line = ""  # which servers cannot be reached, under the picker
 loading_line = ""  # "Loading X…" while the picker's choice loads
+# The model settings panel (context length and threads of the local model in use).
+globals().update(model_settings.PANEL_DEFAULTS)
 import_path = ""  # where Taipy wrote the uploaded JSON export (checked before use: see import)
 # Documents: the collections this chat answers from (the server keeps the choice: _DocsChoice).
 docs_lov: list[tuple[str, str]] = []  # (collection, label)
@@ -160,6 +164,8 @@ def init_state(state: State) -> None:
     _show_chat_facts(state, None)
     refresh_model(state)
     _show_documents(state, None)
+    if ctx.engines.backend_models.stale():  # the servers' lists: asked once per tab at most
+        _list_backends(state)
 
 
 def _view(state: State) -> ChatView:
@@ -300,36 +306,137 @@ def _show_model(state: State) -> None:
 
 
 def _show_model_choices(state: State, engine: Any) -> None:
-    """The picker: the folder's models, the loaded one chosen (assigned only when changed:
-    each assignment redraws the selector)."""
-    names = [path.name for path in model_paths(app().config.models_dir)]
-    if list(state.model_choices or []) != names:
-        state.model_choices = names
-    chosen = engine.model_name if engine.backend_name == LOCAL_BACKEND and engine.loaded else ""
+    """The picker: the folder's models and the servers' (as last heard: asked when a tab
+    opens and the lists are older than a few minutes, or with the Refresh button), the one
+    in use chosen. Assigned only when changed: each assignment redraws the selector."""
+    ctx = app()
+    listings = ctx.engines.backend_models.listings()
+    entries = model_picker.choices(ctx.config.models_dir, listings, ctx.labels)
+    if [tuple(entry) for entry in state.model_choices or []] != entries:
+        state.model_choices = entries
+    down = model_picker.down_line(listings, ctx.labels)
+    if state.backends_line != down:
+        state.backends_line = down
+    model = engine.model_name if engine.backend_name != LOCAL_BACKEND or engine.loaded else ""
+    chosen = model_picker.value_of(engine.backend_name, model)
     if state.model_choice != chosen and not state.model_loading:
         state.model_choice = chosen
+    _show_model_settings(state)
+
+
+def _list_backends(state: State, *, force: bool = False) -> None:
+    """Ask the servers for their models in a thread (at most a few seconds), then redraw."""
+    listing = app().engines.backend_models
+    in_background(state, "backends", lambda: listing.refresh(force=force), _backends_listed)
+
+
+def _backends_listed(state: State, _name: str, _error: str, _result: Any) -> None:
+    _show_model_choices(state, _tab_engine(state))
+
+
+def refresh_backends(state: State) -> None:
+    """The picker's Refresh button: ask every server again."""
+    _list_backends(state, force=True)
 
 
 def pick_model(state: State, _var: str, value: object) -> None:
-    """The chat bar's picker: load the chosen model of the folder (a name any client can
-    send: only a file the folder lists). A reply being written in any tab ends first (the
-    engine loads at its turn); the line under the bar says so meanwhile."""
-    name = str(value or "")
+    """The chat bar's picker: load the chosen model of the folder, or switch to the chosen
+    model of a server, for this tab's chat (and new chats, as the models page does). Any
+    client can send any value: only one the picker offers now counts. A reply being written
+    in any tab ends first (the engine loads at its turn); the line under the bar says so."""
+    ctx = app()
     engine = _tab_engine(state)
-    if state.model_loading or name not in {p.name for p in model_paths(app().config.models_dir)}:
-        _show_model_choices(state, engine)  # back to what is loaded
+    listings = ctx.engines.backend_models.listings()
+    choice = model_picker.parse(value, ctx.config.models_dir, listings)
+    if state.model_loading or choice is None:
+        _show_model_choices(state, engine)  # back to what is in use
         return
-    if engine.backend_name == LOCAL_BACKEND and engine.loaded and engine.model_name == name:
+    in_use = choice.backend != LOCAL_BACKEND or engine.loaded is not None
+    if in_use and (choice.backend, choice.model) == (engine.backend_name, engine.model_name):
         return
-    if model_actions.load_model(state, name, _picked):
-        state.model_loading = True
-        state.loading_line = app().labels["model_loading_line"].format(model=name)
+    t = ctx.labels
+    if choice.backend == LOCAL_BACKEND:
+        if not model_actions.load_model(state, choice.model, _picked):
+            return
+        state.loading_line = t["model_loading_line"].format(model=choice.model)
+    else:
+        model_actions.use_remote_model(state, choice.backend, choice.model, _picked)
+        state.loading_line = t["model_switching_line"].format(
+            model=choice.model, backend=choice.backend
+        )
+    state.model_loading = True
 
 
 def _picked(state: State, name: str, error: str) -> None:
+    """The picker's model is ready (or failed): this tab's chat, stored or not, now answers
+    from where new chats go (the model just loaded, or the server just chosen)."""
     state.model_loading = False
     state.loading_line = ""
+    if not error:
+        _tab(state).session.engine = app().engines.active
     _show_model(state)
+
+
+def _panel_model(state: State) -> str:
+    """The model the settings panel is for: the local model this tab uses ("" otherwise)."""
+    engine = _tab_engine(state)
+    return engine.model_name if engine.backend_name == LOCAL_BACKEND and engine.loaded else ""
+
+
+def _show_model_settings(state: State, note: str = "") -> None:
+    model = _panel_model(state)
+    panel = model_settings.panel_for(model, app().labels, note=note) if model else None
+    _show_panel(state, panel or model_settings.Panel())
+
+
+def _show_panel(state: State, panel: model_settings.Panel) -> None:
+    """Put `panel` on this page (only what changed: each assignment redraws)."""
+    for name, value in model_settings.fields(panel).items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+
+
+def model_settings_changed(state: State, var_name: str = "", value: Any = None) -> None:
+    """A settings field changed: the memory that context needs, or why the value is wrong."""
+    typed = (state.ms_ctx, state.ms_threads)
+    panel = model_settings.panel_for(_panel_model(state), app().labels, typed=typed)
+    _show_panel(state, panel)
+
+
+def save_model_settings(state: State) -> None:
+    """Save: remember the fields' values for the model in use (checked; a bad one changes
+    nothing); it loads with them next time, or now with Reload."""
+    t = app().labels
+    model = _panel_model(state)
+    try:
+        settings = model_settings.save(model, state.ms_ctx, state.ms_threads)
+    except LocalChatError as exc:
+        state.ms_error = error_text(exc, t)
+        return
+    _show_model_settings(state, model_settings.saved_note(model, settings, t))
+
+
+def reset_model_settings(state: State) -> None:
+    """Defaults: forget the values chosen for the model in use (config.toml's apply)."""
+    t = app().labels
+    model = _panel_model(state)
+    try:
+        model_settings.reset(model)
+    except LocalChatError as exc:
+        state.ms_error = error_text(exc, t)
+        return
+    _show_model_settings(state, t["ms_reset_done"].format(model=model))
+
+
+def reload_model(state: State) -> None:
+    """Reload to apply: load the model in use again with its saved settings, at its turn
+    (after any reply being written, in any tab: never cut)."""
+    model = _panel_model(state)
+    if state.model_loading or not model:
+        return
+    if model_actions.load_model(state, model, _picked):
+        state.model_loading = True
+        state.loading_line = app().labels["model_loading_line"].format(model=model)
 
 
 def refresh_chats(state: State) -> None:
@@ -954,12 +1061,23 @@ def build_page() -> tgb.Page:
                         tgb.selector(
                             "{model_choice}",
                             lov="{model_choices}",
+                            value_by_id=True,
                             dropdown=True,
                             label=t["model_pick"],
                             on_change=pick_model,
                             active="{not model_loading}",
                             id="model_pick",
                         )
+                        if ctx.config.backends:  # the servers' lists, asked again
+                            tgb.button(
+                                "↻",
+                                id="refresh_models",
+                                on_action=refresh_backends,
+                                hover_text=t["refresh_models"],
+                                class_name="lc-icon-button",
+                            )
+                    with tgb.part(render="{backends_line != ''}", id="backends_line"):
+                        tgb.text("{backends_line}", class_name="lc-help")
                     with tgb.part(id="model_line"):  # markdown text drops its own id
                         tgb.text("{model_line}", mode="md")
                     with tgb.part(render="{not has_model}"):
@@ -1027,6 +1145,19 @@ def _settings_column(t: Any) -> None:
     and an Enter pressed meanwhile sent the message with the old value). What is wrong is
     said under the fields, not in a toast over the message input."""
     with tgb.part(class_name="lc-sidebar lc-drawer", id="settings_drawer"):
+        # The local model in use: its context length and threads (pages/model_settings.py).
+        with (
+            tgb.part(render="{ms_model != ''}", id="model_settings_part"),
+            tgb.expandable(title="{ms_title}", expanded=False, id="model_settings"),
+        ):
+            model_settings.build_panel(
+                t,
+                on_change=model_settings_changed,
+                on_save=save_model_settings,
+                on_reset=reset_model_settings,
+                on_reload=reload_model,
+                active="{not model_loading}",
+            )
         tgb.input(
             "{system_prompt}",
             label=t["system_prompt"],

@@ -1,8 +1,10 @@
 """What more than one page does with models: load one, download one. The library does the work
 (`Engines`, `DownloadQueue`); these show it in the tab that asked and tell every tab.
 
-- `load_model`: a model of the folder loads in a thread; the tab hears how it went, every tab
-  shows the new model (`refresh.MODELS`).
+- `load_model`: a model of the folder loads in a thread (with the context and threads chosen
+  for it); the tab hears how it went, every tab shows the new model (`refresh.MODELS`).
+- `use_remote_model`: a model on a `[[backends]]` server answers new chats (the server is
+  asked first that it offers it), told the same way.
 - `download_model`: a file from the Hub joins the app's download queue; the downloads page
   shows its progress in every tab; the tab that asked hears how it ended, and once a model
   is there every tab rescans the folder and the asking tab selects it (`MODEL_ADDED`).
@@ -57,6 +59,26 @@ def load_model(
 
     in_background(state, path.name, work, done)
     return True
+
+
+def use_remote_model(
+    state: State, backend: str, model: str, on_done: Callable[[State, str, str], None]
+) -> None:
+    """Make `model` on `backend` answer new chats, in a thread (the server is asked that it
+    offers it), then call `on_done(state, backend, error)` in this tab ("" on success)."""
+    ctx = app()
+
+    def done(state: State, backend: str, error: str, engine: object) -> None:
+        if error:
+            notify(state, "error", error)
+        else:
+            # Notifications are plain text: no Markdown.
+            words = app().labels["remote_used"].format(model=model, backend=backend)
+            notify(state, "success", words)
+            refresh.publish_everywhere(state.get_gui(), refresh.MODELS)  # every tab shows it
+        on_done(state, backend, error)
+
+    in_background(state, backend, lambda: ctx.engines.use_remote(backend, model), done)
 
 
 # --- downloading ------------------------------------------------------------------------------

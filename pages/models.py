@@ -32,7 +32,8 @@ from llm.prompts import render_prompt
 from web.context import app, in_background
 from web.per_tab import PerTab
 
-from . import model_actions, refresh
+from . import model_actions, model_settings, refresh
+from .wording import error_text
 
 # Page variables: module-level defaults that `init_state` replaces for every tab.
 backend_choice = LOCAL_BACKEND  # the backend whose models this tab shows
@@ -56,6 +57,8 @@ format_choice = "auto"
 format_lov: list[tuple[str, str]] = []
 format_title = ""
 prompt_preview = ""
+# The selected model's context length and threads (pages/model_settings.py).
+globals().update(model_settings.PANEL_DEFAULTS)
 
 _FRAME = inspect.currentframe()  # binds the page to this module's variables
 _table_names = PerTab(list)  # the file name of each row of this tab's table (a click: an index)
@@ -99,7 +102,7 @@ def refresh_page(state: State) -> None:
         )
     if loaded:
         state.loaded_line = t["current_model"].format(
-            model=loaded.info.file_name, n_ctx=loaded.n_ctx
+            model=loaded.info.file_name, n_ctx=loaded.n_ctx, threads=loaded.n_threads or "?"
         )
     else:
         state.loaded_line = t["current_none"]
@@ -113,6 +116,69 @@ def refresh_page(state: State) -> None:
     else:
         state.active_line = t["current_none"]
     _show_format(state, entries)
+    _show_model_settings(state)
+
+
+def _show_model_settings(state: State, note: str = "") -> None:
+    """The panel for the selected model (a page variable: checked by `panel_for`)."""
+    panel = model_settings.panel_for(state.selected_model, app().labels, note=note)
+    _show_panel(state, panel)
+
+
+def _show_panel(state: State, panel: model_settings.Panel) -> None:
+    """Put `panel` on this page (only what changed: each assignment redraws)."""
+    for name, value in model_settings.fields(panel).items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+
+
+def model_settings_changed(state: State, var_name: str = "", value: Any = None) -> None:
+    """A settings field changed: the memory that context needs, or why the value is wrong."""
+    typed = (state.ms_ctx, state.ms_threads)
+    panel = model_settings.panel_for(state.selected_model, app().labels, typed=typed)
+    _show_panel(state, panel)
+
+
+def _save_typed(state: State) -> str:
+    """Save the fields' values for the selected model if they changed; "" or why not.
+    Without a panel for it (a file that cannot be read), nothing: Load then says why."""
+    t = app().labels
+    model = state.selected_model
+    if not model or state.ms_model != model:
+        return ""
+    try:
+        saved = model_settings.saved_settings(model_settings.model_info(model))
+        typed = model_settings.check(model, state.ms_ctx, state.ms_threads)
+        if typed != saved:
+            model_settings.save(model, typed.n_ctx, typed.n_threads)
+            _show_model_settings(state, model_settings.saved_note(str(model), typed, t))
+    except LocalChatError as exc:
+        return error_text(exc, t)
+    return ""
+
+
+def save_model_settings(state: State) -> None:
+    """Save: remember the fields' values for the selected model (checked; a bad one changes
+    nothing). It loads with them next time (Load, or Reload when it is loaded now)."""
+    error = _save_typed(state)
+    if error:
+        state.ms_error = error
+
+
+def reset_model_settings(state: State) -> None:
+    """Defaults: forget the values chosen for the selected model (config.toml's apply)."""
+    t = app().labels
+    try:
+        model_settings.reset(state.selected_model)
+    except LocalChatError as exc:
+        state.ms_error = error_text(exc, t)
+        return
+    _show_model_settings(state, t["ms_reset_done"].format(model=state.selected_model))
+
+
+def reload_model(state: State) -> None:
+    """Reload to apply: the selected model, loaded now, loads again with its settings."""
+    load_model(state)
 
 
 _COLUMNS = (
@@ -212,8 +278,9 @@ def _preview_done(state: State, key: str, error: str, text: Any) -> None:
 
 
 def select_model(state: State, *_: Any) -> None:
-    """A new model chosen in the selector: show its format."""
+    """A new model chosen in the selector: show its format and load settings."""
     _show_format(state)
+    _show_model_settings(state)
 
 
 def pick_row(state: State, var_name: str, payload: dict[str, Any]) -> None:
@@ -223,6 +290,7 @@ def pick_row(state: State, var_name: str, payload: dict[str, Any]) -> None:
     if isinstance(index, int) and 0 <= index < len(names):
         state.selected_model = names[index]
         _show_format(state)
+        _show_model_settings(state)
 
 
 def rescan(state: State) -> None:
@@ -295,31 +363,30 @@ def _models_listed(state: State, backend: str, error: str, models: Any) -> None:
 
 def use_remote_model(state: State) -> None:
     """ "Use this model": new chats are answered by the chosen model on the chosen server."""
-    ctx = app()
     backend, model = str(state.backend_choice), str(state.remote_model or "")
     if state.remote_busy or backend == LOCAL_BACKEND or not model:
         return
     state.remote_busy = True
     state.remote_error = ""
-    in_background(state, backend, lambda: ctx.engines.use_remote(backend, model), _remote_used)
+    model_actions.use_remote_model(state, backend, model, _remote_used)
 
 
-def _remote_used(state: State, backend: str, error: str, engine: Any) -> None:
+def _remote_used(state: State, backend: str, error: str) -> None:
     state.remote_busy = False
     if error:
         state.remote_error = error
-        notify(state, "error", error)
-        return
-    model = engine.loaded.info.id
-    # Notifications are plain text: the Markdown line of the page would show its asterisks.
-    notify(state, "success", app().labels["remote_used"].format(model=model, backend=backend))
-    refresh.publish_everywhere(state.get_gui(), refresh.MODELS)  # every tab shows it
 
 
 def load_model(state: State) -> None:
-    """Load button: load the selected model in a thread; the page shows it is loading."""
+    """Load button: load the selected model in a thread, with the context and threads in its
+    settings panel (saved first; a bad value loads nothing); the page shows it is loading."""
     name = str(state.selected_model or "")
     if state.loading or not name:
+        return
+    error = _save_typed(state)
+    if error:  # said under the fields and under Load (the panel may be folded)
+        state.ms_error = error
+        state.load_error = app().labels["load_failed"].format(error=error)
         return
     ignore = bool(state.ignore_memory)
     if model_actions.load_model(state, name, _load_done, ignore_memory_check=ignore):
@@ -349,6 +416,7 @@ def _model_added(state: State, file_name: str) -> None:
     if file_name in _table_names(state):
         state.selected_model = file_name
         _show_format(state)
+        _show_model_settings(state)
 
 
 refresh.subscribe(refresh.MODELS, refresh_page)
@@ -402,6 +470,18 @@ def build_page() -> tgb.Page:
                     )
                     tgb.button(
                         t["load"], id="load_model", on_action=load_model, active="{not loading}"
+                    )
+                with (
+                    tgb.part(render="{ms_model != ''}", id="model_settings_part"),
+                    tgb.expandable(title="{ms_title}", expanded=False, id="model_settings"),
+                ):
+                    model_settings.build_panel(
+                        t,
+                        on_change=model_settings_changed,
+                        on_save=save_model_settings,
+                        on_reset=reset_model_settings,
+                        on_reload=reload_model,
+                        active="{not loading}",
                     )
                 tgb.toggle(
                     "{ignore_memory}",

@@ -93,7 +93,7 @@ class GgufEmbedder(Embedder):
     def __init__(self, path: Path, *, n_ctx: int = 2048, n_threads: int = 0) -> None:
         import llama_cpp
 
-        from ..llama_driver import physical_cores
+        from ..load_settings import physical_cores
 
         self.spec = f"gguf:{path.name}"
         settings = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -735,3 +736,108 @@ def test_a_change_in_one_tab_refreshes_every_tab_s_list(
     listed = _list(other_tab, other_key)
     assert "Renamed here" in [row["title"] for row in listed["chats"]]
     assert listed["notice"]["text"] != "Renamed to “Renamed here”"
+
+
+# --- the model settings panel (context length and threads per model) ---------------------------
+MODELS_MODULE = "pages.models"
+
+
+def _page_names(tab: Tab, page: str) -> dict[str, str]:
+    """The names one page's bound variables are sent under (pages share short names)."""
+    jsx = tab.flask.get(f"/taipy-jsx/{page}?client_id={tab.client_id}")
+    return {short: full for full, short in _UPDATE_NAME.findall(jsx.get_data(as_text=True))}
+
+
+class _Heard:
+    """Everything the tab was sent since this was made, to look for words in."""
+
+    def __init__(self, tab: Tab) -> None:
+        self.tab = tab
+        tab.ws.get_received()
+        self.text = ""
+
+    def wait_for(self, words: str) -> None:
+        def heard() -> bool:
+            self.text += str([m.get("args") for m in self.tab.ws.get_received()])
+            return words in self.text
+
+        _until(heard, f"the page to say {words!r}")
+        self.text = ""
+
+
+@pytest.mark.parametrize("module", [CHAT_MODULE, MODELS_MODULE])
+def test_model_settings_refuse_a_strangers_values_and_keep_good_ones(
+    tab: Tab, served: Any, module: str
+) -> None:
+    """`ms_ctx` and `ms_threads` are bound variables any client can set: every bad value is
+    said in words and saves nothing; a good one is remembered for the model in use (chat
+    page) or the model selected (models page)."""
+    _gui, _app, context, fake = served
+    model, cpus = fake.model_name, os.cpu_count() or 1
+    names = _page_names(tab, "chat" if module == CHAT_MODULE else "models")
+    context.prefs.set_load_settings(model, None)
+
+    def update(variable: str, value: Any, on_change: str = "model_settings_changed") -> None:
+        tab._send("U", names[variable], {"value": value, "on_change": on_change}, module)
+
+    if module == MODELS_MODULE:
+        update("selected_model", model, "select_model")
+    heard = _Heard(tab)
+    refused = [
+        ("4096; drop", 1, "The context length must be a whole number"),
+        (None, 1, "The context length must be a whole number"),
+        (["x"], 1, "The context length must be a whole number"),
+        ({"n_ctx": 1}, 1, "The context length must be a whole number"),
+        (True, 1, "The context length must be a whole number"),
+        (1024.5, 1, "The context length must be a whole number"),
+        (100, 1, "between 256 and 4096 tokens"),
+        (10**9, 1, "between 256 and 4096 tokens"),
+        (-1, 1, "between 256 and 4096 tokens"),
+        (1024, cpus + 1, f"Threads must be 0 (automatic) or between 1 and {cpus}"),
+        (1024, -3, f"Threads must be 0 (automatic) or between 1 and {cpus}"),
+        (1024, "2 or 3", "Threads must be a whole number"),
+    ]
+    for n_ctx, n_threads, words in refused:
+        update("ms_ctx", n_ctx)
+        update("ms_threads", n_threads)
+        tab.action("ms_save", "save_model_settings", module=module)
+        heard.wait_for(words)
+        assert context.prefs.load_settings(model) == {}, (n_ctx, n_threads)
+    update("ms_ctx", 1024)
+    update("ms_threads", 1)
+    heard.wait_for("At 1,024 tokens: about")  # the memory that context needs, said at once
+    tab.action("ms_save", "save_model_settings", module=module)
+    heard.wait_for("loads with a context of 1,024 tokens, threads: 1")
+    assert context.prefs.load_settings(model) == {"n_ctx": 1024, "n_threads": 1}
+    tab.action("ms_reset", "reset_model_settings", module=module)
+    _until(lambda: context.prefs.load_settings(model) == {}, "the defaults again")
+
+
+def test_the_models_page_saves_settings_only_for_a_model_of_the_folder(
+    tab: Tab, served: Any
+) -> None:
+    _gui, _app, context, _fake = served
+    names = _page_names(tab, "models")
+    path = context.prefs.path
+    before = path.read_bytes() if path.exists() else b""
+    for name in ("../chatml-scripted.gguf", "/etc/passwd", "missing.gguf", ["x"], 3):
+        tab._send("U", names["selected_model"], {"value": name}, MODELS_MODULE)
+        tab._send("U", names["ms_ctx"], {"value": 1024}, MODELS_MODULE)
+        tab._send("U", names["ms_threads"], {"value": 1}, MODELS_MODULE)
+        tab.action("ms_save", "save_model_settings", module=MODELS_MODULE)
+        tab.action("ms_reset", "reset_model_settings", module=MODELS_MODULE)
+    time.sleep(0.5)
+    assert (path.read_bytes() if path.exists() else b"") == before
+
+
+def test_the_picker_refuses_group_headers_and_unoffered_servers(tab: Tab, served: Any) -> None:
+    """A server's model is `backend/model`: one no server offers (none is configured here), a
+    group header, and anything else not offered switch nothing."""
+    _gui, _app, context, _fake = served
+    active = context.engines.active
+    for value in ("#group:local", "#group:lab", "lab/model", "local/chatml-scripted.gguf", "/"):
+        tab.update("model_choice", value, on_change="pick_model")
+    time.sleep(0.5)
+    said = str([m.get("args") for m in tab.ws.get_received()])
+    assert "Loading" not in said and "Switching" not in said
+    assert context.engines.active is active and context.engines.active_remote is None

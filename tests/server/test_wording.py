@@ -171,3 +171,40 @@ def test_a_chat_title_the_store_refuses_is_worded() -> None:
         checked_title("t" * 201)
     assert error_text(long.value, EN) == "The chat title is too long: 201 characters, at most 200"
     assert error_text(long.value, KO) == "대화 제목이(가) 너무 깁니다: 201자 (최대 200자)"
+
+
+def test_load_settings_and_server_list_errors_are_worded_in_both_languages(tmp_path) -> None:
+    """The model settings panel's refusals and a silent server, from the library's own raises."""
+    import os
+
+    from support.gguf_factory import write_scripted_model
+
+    from llm.backend_models import BackendListing, BackendModels
+    from llm.config import Backend, Config
+    from llm.load_settings import check_load_settings
+    from llm.model_files import read_model_file
+
+    path = tmp_path / "m.gguf"
+    write_scripted_model(path, ["Hi"], n_ctx_train=2048)
+    info = read_model_file(path)
+    errors = []
+    for n_ctx, n_threads in ((100, 0), (1024, 10_000), ("lots", 0)):
+        with pytest.raises(ConfigError) as refused:
+            check_load_settings(info, n_ctx, n_threads)
+        errors.append(refused.value)
+    models = BackendModels(Config(backends=(Backend("lab", "http://127.0.0.1:9/v1"),)), None)
+    models._listings["lab"] = BackendListing("lab", "http://127.0.0.1:9/v1", asking=True)
+    models._no_answer_yet("lab")
+    errors.append(models.listings()[0].error)
+    english = [error_text(e, labels("en")) for e in errors]
+    assert english == [
+        "The context length must be between 256 and 2048 tokens for this model",
+        f"Threads must be 0 (automatic) or between 1 and {os.cpu_count()}",
+        "The context length must be a whole number",
+        "lab did not answer within 3 s",
+    ]
+    korean = [error_text(e, labels("ko")) for e in errors]
+    assert korean[0] == "이 모델의 컨텍스트 길이는 256에서 2048 토큰 사이여야 합니다"
+    assert korean[2] == "컨텍스트 길이 값은 정수여야 합니다"
+    assert korean[3] == "lab 서버가 3초 안에 답하지 않았습니다"
+    assert all(k != e for k, e in zip(korean, english, strict=True))
