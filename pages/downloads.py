@@ -459,6 +459,7 @@ def build_page() -> tgb.Page:
                 label=t["search_hint"],
                 id="hub_query",
                 on_action=hub_search,
+                change_delay=0,  # typed then Search clicked at once: the button finds the text
                 class_name="fullwidth",
             )
             tgb.button(t["search"], id="hub_search", on_action=hub_search)

@@ -203,8 +203,7 @@ def test_hub_errors_are_one_line(app: RunningApp, hub: HubServer, browser: Brows
             re.compile(r"^repository test-org/No-Such-GGUF not found on http://127\.0\.0\.1:\d+")
         )
         page.locator("#hub_query").fill("test-org/Gated-GGUF")
-        page.wait_for_timeout(600)  # the typed text reaches the app, then the button
-        page.locator("#hub_search").click()
+        page.locator("#hub_search").click()  # at once: the button searches what was typed
         # The Hub lists a gated repository's files; the download says what to do.
         expect(page.locator("#files_line")).to_contain_text("gated: needs HF_TOKEN")
         page.locator("#hub_download").click()  # its one file is selected already
@@ -236,6 +235,8 @@ def test_a_failed_download_offers_retry_and_dismiss(
     page = open_page(browser, app.url + "models")
     try:
         # Earlier tests' finished rows, dismissed as a user would: only this test's row stays.
+        # The tab's state first (the rows come with the machine line): before it, no rows show.
+        expect(page.locator("#machine_line")).to_contain_text(re.compile(r"\S"), timeout=30_000)
         deadline = time.monotonic() + 30
         while page.locator("#downloads").count() and time.monotonic() < deadline:
             if page.locator("#dl_dismiss_0").is_visible():
