@@ -308,9 +308,6 @@ def hub_dismiss_download(state: State, button_id: str, *_: Any) -> None:
     """A finished slot's Dismiss button (`dl_dismiss_<slot>`): take it off the list."""
     job_id = _slot_job(state, button_id)
     if job_id and app().downloads.dismiss(job_id):
-        # This tab at once, in this callback: not only through the broadcast, which reaches
-        # the tab that clicked from inside its own callback.
-        _apply_downloads(state, _downloads_view())
         app().gui.broadcast_callback(_show_downloads, [False])  # type: ignore[union-attr]
 
 
