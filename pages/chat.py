@@ -1146,18 +1146,14 @@ def _settings_column(t: Any) -> None:
     said under the fields, not in a toast over the message input."""
     with tgb.part(class_name="lc-sidebar lc-drawer", id="settings_drawer"):
         # The local model in use: its context length and threads (pages/model_settings.py).
-        with (
-            tgb.part(render="{ms_model != ''}", id="model_settings_part"),
-            tgb.expandable(title="{ms_title}", expanded=False, id="model_settings"),
-        ):
-            model_settings.build_panel(
-                t,
-                on_change=model_settings_changed,
-                on_save=save_model_settings,
-                on_reset=reset_model_settings,
-                on_reload=reload_model,
-                active="{not model_loading}",
-            )
+        model_settings.build_panel(
+            t,
+            on_change=model_settings_changed,
+            on_save=save_model_settings,
+            on_reset=reset_model_settings,
+            on_reload=reload_model,
+            active="{not model_loading}",
+        )
         tgb.input(
             "{system_prompt}",
             label=t["system_prompt"],

@@ -184,9 +184,14 @@ def build_panel(
     on_reload: Callable[..., Any],
     active: str = "True",
 ) -> None:
-    """The panel's fields, lines and buttons, bound to the page's `ms_*` variables. No min/max
-    on the fields: Taipy would silently keep the old value; the library's check says why."""
-    with tgb.part(class_name="lc-model-settings"):
+    """The panel's fields, lines and buttons, bound to the page's `ms_*` variables, in a
+    folded section titled for its model (shown only when there is one). No min/max on the
+    fields: Taipy would silently keep the old value; the library's check says why."""
+    with (
+        tgb.part(render="{ms_model != ''}", id="model_settings_part"),
+        tgb.expandable(title="{ms_title}", expanded=False, id="model_settings"),
+        tgb.part(class_name="lc-model-settings"),
+    ):
         with tgb.layout("1fr 1fr", columns__mobile="1 1", class_name="lc-ms-fields"):
             tgb.number(
                 "{ms_ctx}",

@@ -471,18 +471,14 @@ def build_page() -> tgb.Page:
                     tgb.button(
                         t["load"], id="load_model", on_action=load_model, active="{not loading}"
                     )
-                with (
-                    tgb.part(render="{ms_model != ''}", id="model_settings_part"),
-                    tgb.expandable(title="{ms_title}", expanded=False, id="model_settings"),
-                ):
-                    model_settings.build_panel(
-                        t,
-                        on_change=model_settings_changed,
-                        on_save=save_model_settings,
-                        on_reset=reset_model_settings,
-                        on_reload=reload_model,
-                        active="{not loading}",
-                    )
+                model_settings.build_panel(
+                    t,
+                    on_change=model_settings_changed,
+                    on_save=save_model_settings,
+                    on_reset=reset_model_settings,
+                    on_reload=reload_model,
+                    active="{not loading}",
+                )
                 tgb.toggle(
                     "{ignore_memory}",
                     label=t["ignore_memory"],
