@@ -10,7 +10,7 @@
 // Delete after a question in the row). Actions are posted as the conversation's are, and
 // the server checks each chat id.
 (() => {
-  const { el } = window.LocalChatView;
+  const { el, viewReader } = window.LocalChatView;
   const fill = (template, values) =>
     template.replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
   const DAY_CHANGE_CHECK_MS = 60_000; // groups move at midnight even if nothing else changes
@@ -32,22 +32,11 @@
   const base = () => '/lc-view/' + encodeURIComponent(S.key);
 
   // --- Talking to the server ----------------------------------------------------------------
-  async function refresh() {
-    if (S.fetching) { S.again = true; return; }
-    S.fetching = true;
-    try {
-      const key = S.key;
-      const response = await fetch(base() + '/chats', { cache: 'no-store' });
-      if (response.ok && key === S.key) {
-        S.data = await response.json();
-        render();
-        showServerNotice();
-      }
-    } catch (e) { /* the next change fetches again */ } finally {
-      S.fetching = false;
-      if (S.again) { S.again = false; refresh(); }
-    }
-  }
+  const refresh = viewReader(S, '/chats', (data) => {
+    S.data = data;
+    render();
+    showServerNotice();
+  }, () => mount());
 
   async function act(body) {
     try {

@@ -58,6 +58,42 @@
     node.dataset.source = text;
   };
 
+  // --- Reading the tab's view -----------------------------------------------------------
+  // A reader of one of the view's JSON routes, for a component's state S {key, version,
+  // fetching, again}: one fetch at a time (a change meanwhile fetches once more after it), an
+  // answer for a key the tab no longer holds is dropped, and a fetch that fails (a busy or
+  // restarting server) is tried again by `retry` after a pause doubling up to 8 s: without
+  // it a tab stayed empty until something else changed.
+  const RETRY_FIRST_MS = 250;
+  const RETRY_MAX_MS = 8000;
+  const viewReader = (S, path, use, retry) => {
+    let pause = RETRY_FIRST_MS;
+    const read = async () => {
+      if (S.fetching) { S.again = true; return; }
+      S.fetching = true;
+      const key = S.key;
+      let ok = false;
+      try {
+        const response = await fetch('/lc-view/' + encodeURIComponent(key) + path, { cache: 'no-store' });
+        ok = response.ok;
+        if (ok && key === S.key) use(await response.json());
+      } catch (e) { ok = false; } finally {
+        S.fetching = false;
+        if (S.again) {
+          S.again = false;
+          read();
+        } else if (ok) {
+          pause = RETRY_FIRST_MS;
+        } else {
+          S.version = null; // the next look at the page fetches again
+          setTimeout(retry, pause);
+          pause = Math.min(2 * pause, RETRY_MAX_MS);
+        }
+      }
+    };
+    return read;
+  };
+
   // --- State -----------------------------------------------------------------------------
   let labels = {};
   const S = {
@@ -94,22 +130,11 @@
     }
   }
 
-  async function refresh() {
-    if (S.fetching) { S.again = true; return; }
-    S.fetching = true;
-    try {
-      const key = S.key;
-      const response = await fetch(base(), { cache: 'no-store' });
-      if (response.ok && key === S.key) {
-        S.data = await response.json();
-        follow(S.data);
-        render();
-      }
-    } catch (e) { /* the next change fetches again */ } finally {
-      S.fetching = false;
-      if (S.again) { S.again = false; refresh(); }
-    }
-  }
+  const refresh = viewReader(S, '', (data) => {
+    S.data = data;
+    follow(S.data);
+    render();
+  }, () => mount());
 
   // The reply being written: its text from its own stream (web/live.py), opened only while
   // it runs (a browser keeps few connections per site) and while the tab is seen: a hidden
@@ -448,5 +473,5 @@
     mount();
     openStream();
   });
-  window.LocalChatView = { stats, el, actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
+  window.LocalChatView = { stats, el, viewReader, actionButton, messageView, messageActions, siblingSwitch, sourcesView, editor, copyText, renderMarkdown };
 })();
